@@ -1,0 +1,1 @@
+"""Conformance against the reference implementation's recorded outputs (``shared/conformance`` format)."""

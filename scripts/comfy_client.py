@@ -1,0 +1,662 @@
+"""A small client for a headless ComfyUI server: start the pinned host, submit API-format prompts, follow them.
+
+One implementation shared by ``scripts/vp_run.py`` (the batch runner), the e2e tests and the benchmarks.
+Only the standard library plus ``requests`` and ``aiohttp`` (both pinned host requirements) are used.
+
+Typical use::
+
+    server = start_server(tmp_dir, models_dir=repo / "models")
+    try:
+        prompt = apply_overrides(load_workflow("workflows/api/window_plan.json"), {"window_plan.total_frames": 97})
+        result = submit(server, prompt, on_progress=print)
+        result.raise_for_status()
+        collect_outputs(server, result.history, "output/")
+    finally:
+        server.stop()
+"""
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import requests
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+COMFYUI_DIR = REPO_ROOT / ".comfyui" / "ComfyUI"  # unpacked by scripts/quickstart.sh (pinned ComfyUI 0.3.75)
+PACK_DIR_NAME = "videopainter"
+# Model folder names the pack reads; extra_model_paths.yaml points each at <models_dir>/<name>.
+MODEL_FOLDERS = ("videopainter", "diffusion_models", "vae", "loras", "text_encoders")
+START_TIMEOUT_S = 120.0
+
+
+# --------------------------------------------------------------------------------------------------- errors
+
+
+class ComfyClientError(RuntimeError):
+    """Base class for everything this module raises about the server or a prompt."""
+
+
+class ServerStartError(ComfyClientError):
+    """The host did not come up; the message ends with the tail of its log."""
+
+
+class ServerGoneError(ComfyClientError):
+    """The server stopped answering while a prompt was being followed."""
+
+
+class OverrideError(ComfyClientError, KeyError):
+    """A ``--set NODE.INPUT=VALUE`` did not name exactly one node and one of its inputs."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class PromptValidationError(ComfyClientError):
+    """POST /prompt answered 400: the graph failed validation before anything ran.
+
+    Parameters:
+        error: the server's top-level ``error`` object (``type``, ``message``, ``details``).
+        node_errors: ``{node_id: {"class_type", "errors": [{"type", "message", "details", "extra_info"}]}}``.
+    """
+
+    def __init__(self, error: Mapping[str, Any], node_errors: Mapping[str, Any]):
+        self.error = dict(error)
+        self.node_errors = dict(node_errors)
+        super().__init__(format_validation_error(self.error, self.node_errors))
+
+
+@dataclass(frozen=True)
+class NodeError:
+    """An exception raised while a node executed (the ``execution_error`` message)."""
+
+    node_id: str
+    node_type: str
+    exception_type: str
+    exception_message: str
+    traceback: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"node {self.node_id} ({self.node_type}): {self.exception_message.strip()}"
+
+
+class PromptExecutionError(ComfyClientError):
+    """A prompt failed or was interrupted while executing; ``result`` holds the details."""
+
+    def __init__(self, result: RunResult):
+        self.result = result
+        super().__init__(str(result.error) if result.error else f"prompt {result.prompt_id} {result.status}")
+
+
+# --------------------------------------------------------------------------------------------------- server
+
+
+@dataclass
+class ServerHandle:
+    """A ComfyUI server: one we started (``process`` set) or one we were pointed at (``--server URL``).
+
+    ``base_dir`` is known only for servers we started; then inputs are copied into ``base_dir/input`` and outputs
+    read from ``base_dir/output`` directly, otherwise the HTTP endpoints ``/upload/image`` and ``/view`` are used.
+    """
+
+    url: str
+    base_dir: Path | None = None
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+    start_seconds: float | None = None
+    _log_file: Any = field(default=None, repr=False)
+
+    @property
+    def input_dir(self) -> Path | None:
+        return None if self.base_dir is None else self.base_dir / "input"
+
+    @property
+    def output_dir(self) -> Path | None:
+        return None if self.base_dir is None else self.base_dir / "output"
+
+    def log_tail(self, lines: int = 40) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return "(no server log)"
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def alive(self) -> bool:
+        return self.process is None or self.process.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """Stop a server we started: SIGINT (ComfyUI exits cleanly in ~2 s), then SIGTERM, then SIGKILL."""
+        proc = self.process
+        if proc is None:
+            return None
+        try:
+            for sig, wait_s in ((signal.SIGINT, timeout), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+                if proc.poll() is not None:
+                    break
+                proc.send_signal(sig)
+                try:
+                    proc.wait(wait_s)
+                except subprocess.TimeoutExpired:
+                    log.warning("ComfyUI (pid %d) still running %.0f s after %s", proc.pid, wait_s, sig.name)
+            return proc.poll()
+        finally:
+            if self._log_file is not None:
+                self._log_file.close()
+                self._log_file = None
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_model_paths(base_dir: Path, models_dir: Path) -> Path:
+    """Write ``base_dir/extra_model_paths.yaml`` pointing each of MODEL_FOLDERS at ``models_dir/<name>``."""
+    lines = ["videopainter_models:", f"  base_path: {json.dumps(str(Path(models_dir).resolve()))}"]
+    lines += [f"  {name}: {name}" for name in MODEL_FOLDERS]
+    path = base_dir / "extra_model_paths.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def link_pack(custom_nodes_dir: Path, pack_dir: Path = REPO_ROOT, name: str = PACK_DIR_NAME) -> Path:
+    """Make ``custom_nodes_dir/name`` a symlink to the pack (replacing a stale link)."""
+    custom_nodes_dir.mkdir(parents=True, exist_ok=True)
+    link = custom_nodes_dir / name
+    if link.is_symlink() and link.resolve() == pack_dir.resolve():
+        return link
+    if link.is_symlink():
+        link.unlink()
+    elif link.exists():
+        raise ComfyClientError(f"{link} exists and is not a symlink; remove it or pick another base directory")
+    link.symlink_to(pack_dir.resolve(), target_is_directory=True)
+    return link
+
+
+def start_server(
+    base_dir: str | os.PathLike,
+    port: int | None = None,
+    extra_args: Iterable[str] = (),
+    *,
+    models_dir: str | os.PathLike | None = None,
+    comfyui_dir: str | os.PathLike = COMFYUI_DIR,
+    python: str = sys.executable,
+    timeout: float = START_TIMEOUT_S,
+) -> ServerHandle:
+    """Start the pinned ComfyUI host on 127.0.0.1 with this pack loaded, and wait until it serves /object_info.
+
+    Parameters:
+        base_dir: ComfyUI's ``--base-directory`` (custom_nodes, input, output, temp, user live under it).
+        port: TCP port; a free one when ``None``.
+        extra_args: more ``main.py`` arguments.
+        models_dir: where ``extra_model_paths.yaml`` points the model folders; default ``<repo>/models``.
+            An existing ``base_dir/extra_model_paths.yaml`` is kept when ``models_dir`` is not given.
+        comfyui_dir: the unpacked host (``scripts/quickstart.sh --install-only`` creates it).
+        timeout: seconds to wait for the server.
+
+    Raises:
+        ServerStartError: the host is missing, exited, or did not answer in time (with its log tail).
+    """
+    base = Path(base_dir).resolve()
+    main_py = Path(comfyui_dir) / "main.py"
+    if not main_py.exists():
+        raise ServerStartError(f"{main_py} not found: run `bash scripts/quickstart.sh --install-only` first")
+    base.mkdir(parents=True, exist_ok=True)
+    link_pack(base / "custom_nodes")
+    yaml_path = base / "extra_model_paths.yaml"
+    if models_dir is not None or not yaml_path.exists():
+        write_model_paths(base, Path(models_dir) if models_dir is not None else REPO_ROOT / "models")
+    port = port or free_port()
+    cmd = [
+        python, str(main_py), "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+        "--base-directory", str(base), "--extra-model-paths-config", str(yaml_path),
+        "--database-url", "sqlite:///:memory:", "--disable-auto-launch", "--disable-api-nodes",
+        *extra_args,
+    ]
+    log_path = base / "comfyui.log"
+    log_file = open(log_path, "ab")  # noqa: SIM115 - closed by ServerHandle.stop()
+    t0 = time.monotonic()
+    # Own session: a Ctrl-C in the terminal reaches the client only, which decides to /interrupt and stop.
+    proc = subprocess.Popen(
+        cmd, cwd=base, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    handle = ServerHandle(url=f"http://127.0.0.1:{port}", base_dir=base, process=proc, log_path=log_path,
+                          _log_file=log_file)
+    log.info("starting ComfyUI: %s", " ".join(cmd))
+    try:
+        _wait_ready(handle, timeout)
+    except BaseException:
+        handle.stop()
+        raise
+    handle.start_seconds = time.monotonic() - t0
+    log.info("ComfyUI ready at %s in %.1f s", handle.url, handle.start_seconds)
+    return handle
+
+
+def _wait_ready(handle: ServerHandle, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if not handle.alive():
+            raise ServerStartError(
+                f"ComfyUI exited with code {handle.process.returncode} while starting; log tail:\n{handle.log_tail()}"
+            )
+        try:
+            if requests.get(handle.url + "/object_info", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise ServerStartError(f"ComfyUI did not answer /object_info within {timeout:.0f} s; log tail:\n"
+                                   f"{handle.log_tail()}")
+        time.sleep(0.25)
+
+
+def connect(url: str, timeout: float = 10.0) -> ServerHandle:
+    """A handle for a server that is already running (``--server URL``); checks that it answers."""
+    url = url.rstrip("/")
+    if "://" not in url:
+        url = "http://" + url
+    try:
+        requests.get(url + "/system_stats", timeout=timeout).raise_for_status()
+    except requests.RequestException as e:
+        raise ComfyClientError(f"no ComfyUI server answers at {url}: {e}") from e
+    return ServerHandle(url=url)
+
+
+def object_info(server: ServerHandle) -> dict[str, Any]:
+    r = requests.get(server.url + "/object_info", timeout=30)
+    r.raise_for_status()
+    return r.json()
+
+
+# --------------------------------------------------------------------------------------------------- workflows
+
+
+def is_ui_workflow(data: Any) -> bool:
+    """True for a litegraph (UI, "Save") workflow: a dict with ``nodes`` and ``links`` lists."""
+    return isinstance(data, dict) and "nodes" in data and "links" in data
+
+
+def load_workflow(path: str | os.PathLike) -> dict[str, Any]:
+    """Read an API-format workflow (``{node_id: {"class_type", "inputs", "_meta"}}``).
+
+    Raises:
+        ValueError: the file is a UI-format workflow (names the ``workflows/api/`` twin when one exists) or not a
+            workflow at all.
+    """
+    path = Path(path)
+    data = json.loads(path.read_text())
+    if is_ui_workflow(data):
+        twin = path.parent / "api" / path.name
+        hint = f"; its API twin is {twin}" if twin.exists() else (
+            "; export it with ComfyUI's 'Export (API)' menu entry")
+        raise ValueError(f"{path} is a UI-format workflow; only API-format workflows are supported{hint}")
+    if not isinstance(data, dict) or not data or not all(
+        isinstance(v, dict) and "class_type" in v for v in data.values()
+    ):
+        raise ValueError(f"{path} is not an API-format workflow (expected {{node_id: {{'class_type', 'inputs'}}}})")
+    return data
+
+
+def find_node(prompt: Mapping[str, Any], ref: str) -> str:
+    """The id of the node whose id or ``_meta.title`` is ``ref``.
+
+    Raises:
+        OverrideError: no node or several nodes match; the message lists the available ids and titles.
+    """
+    if ref in prompt:
+        return ref
+    matches = [nid for nid, node in prompt.items() if node.get("_meta", {}).get("title") == ref]
+    if len(matches) == 1:
+        return matches[0]
+    available = ", ".join(
+        f"{nid} ({node.get('_meta', {}).get('title', node['class_type'])!r})" for nid, node in prompt.items()
+    )
+    if not matches:
+        raise OverrideError(f"no node with id or title {ref!r}; available: {available}")
+    raise OverrideError(f"title {ref!r} is ambiguous (nodes {', '.join(matches)}); use a node id. Nodes: {available}")
+
+
+def apply_overrides(prompt: Mapping[str, Any], sets: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``prompt`` with widget values replaced; keys are ``NODE.INPUT`` (NODE: node id or title).
+
+    The last dot separates the input name, so titles may contain dots. Only inputs already present in the
+    workflow can be set, and only widget values (not links), so a typo fails here rather than on the server.
+    """
+    out = copy.deepcopy(dict(prompt))
+    for key, value in sets.items():
+        ref, dot, input_name = key.rpartition(".")
+        if not dot or not ref or not input_name:
+            raise OverrideError(f"override {key!r} must look like NODE.INPUT (NODE is a node id or title)")
+        nid = find_node(out, ref)
+        inputs = out[nid].setdefault("inputs", {})
+        if input_name not in inputs:
+            raise OverrideError(
+                f"node {nid} ({out[nid]['class_type']}) has no input {input_name!r}; "
+                f"inputs: {', '.join(inputs) or '(none)'}"
+            )
+        if _is_link(inputs[input_name]):
+            raise OverrideError(
+                f"node {nid} ({out[nid]['class_type']}) input {input_name!r} is connected to node "
+                f"{inputs[input_name][0]}, not a widget value"
+            )
+        inputs[input_name] = value
+    return out
+
+
+def parse_set_value(text: str) -> Any:
+    """``--set`` values: JSON when they parse as JSON (49, 1.5, true, "x", [1,2]), else the raw string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _is_link(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
+
+
+# --------------------------------------------------------------------------------------------------- inputs
+
+
+def upload_input(server: ServerHandle, name: str, path: str | os.PathLike) -> str:
+    """Put the file at ``path`` into the server's input folder as ``name``; returns the name nodes should use.
+
+    Copies directly for a server we started; uploads through ``/upload/image`` (any file type) otherwise.
+    """
+    src = Path(path)
+    if not src.is_file():
+        raise FileNotFoundError(f"input file {src} does not exist")
+    rel = Path(name)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise ValueError(f"input name {name!r} must be a relative path inside the input folder")
+    if server.input_dir is not None:
+        dest = server.input_dir / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+        return rel.as_posix()
+    with open(src, "rb") as f:
+        r = requests.post(
+            server.url + "/upload/image",
+            files={"image": (rel.name, f)},
+            data={"overwrite": "true", "type": "input", "subfolder": rel.parent.as_posix().strip(".")},
+            timeout=120,
+        )
+    r.raise_for_status()
+    return rel.as_posix()
+
+
+# --------------------------------------------------------------------------------------------------- running
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report: ``kind`` is "executing" (a node started) or "progress" (value/max inside it)."""
+
+    kind: str
+    node_id: str
+    node_type: str
+    value: int = 0
+    max: int = 0
+
+
+@dataclass
+class RunResult:
+    """What became of one prompt. ``status`` is "success", "error" or "interrupted"."""
+
+    prompt_id: str
+    status: str
+    history: dict[str, Any]
+    error: NodeError | None = None
+    interrupted_node: str | None = None
+    seconds: float = 0.0
+    messages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return self.history.get("outputs", {})
+
+    def raise_for_status(self) -> RunResult:
+        if not self.ok:
+            raise PromptExecutionError(self)
+        return self
+
+
+def format_validation_error(error: Mapping[str, Any], node_errors: Mapping[str, Any]) -> str:
+    """Readable text for a 400 from /prompt: one line per node input error, else the top-level message."""
+    lines = []
+    for nid, info in node_errors.items():
+        for err in info.get("errors", []):
+            input_name = err.get("extra_info", {}).get("input_name")
+            where = f"node {nid} ({info.get('class_type', '?')})" + (f", input {input_name!r}" if input_name else "")
+            details = f": {err['details']}" if err.get("details") else ""
+            lines.append(f"{where}: {err.get('message', err.get('type', 'invalid'))}{details}")
+    if not lines:
+        details = f": {error['details']}" if error.get("details") else ""
+        lines.append(f"{error.get('message', error.get('type', 'invalid prompt'))}{details}")
+    return "prompt failed validation:\n  " + "\n  ".join(lines)
+
+
+def submit(
+    server: ServerHandle,
+    prompt: Mapping[str, Any],
+    on_progress: Callable[[Progress], None] | None = None,
+    timeout: float | None = None,
+    on_queued: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Queue ``prompt`` and follow it over the websocket until it finishes; returns its RunResult.
+
+    ``on_progress`` gets a Progress when a node starts and for every ProgressBar update; ``on_queued`` gets the
+    prompt id as soon as the server accepted it (so a Ctrl-C handler can ``interrupt`` it).
+
+    Raises:
+        PromptValidationError: the server refused the graph (HTTP 400).
+        ServerGoneError: the server stopped while the prompt ran.
+        TimeoutError: ``timeout`` seconds passed.
+    """
+    return asyncio.run(_submit(server, dict(prompt), on_progress, timeout, on_queued))
+
+
+async def _submit(server: ServerHandle, prompt: dict[str, Any], on_progress, timeout: float | None,
+                  on_queued) -> RunResult:
+    client_id = uuid.uuid4().hex
+    ws_url = server.url.replace("http", "ws", 1) + f"/ws?clientId={client_id}"
+    t0 = time.monotonic()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)) as session:
+        # Connect first so no message of ours is missed.
+        async with session.ws_connect(ws_url, heartbeat=30, max_msg_size=0) as ws:
+            async with session.post(server.url + "/prompt", json={"prompt": prompt, "client_id": client_id}) as r:
+                body = await r.json(content_type=None)
+                if r.status == 400:
+                    raise PromptValidationError(body.get("error", {}), body.get("node_errors", {}))
+                if r.status != 200:
+                    raise ComfyClientError(f"POST /prompt answered {r.status}: {body}")
+            prompt_id = body["prompt_id"]
+            if on_queued:
+                on_queued(prompt_id)
+            follow = _follow(ws, prompt_id, prompt, on_progress)
+            try:
+                messages = await asyncio.wait_for(follow, timeout)
+            except asyncio.TimeoutError:
+                raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout} s") from None
+        history = await _fetch_history(session, server, prompt_id)
+    return _result(prompt_id, history, messages, time.monotonic() - t0)
+
+
+async def _follow(ws, prompt_id: str, prompt: Mapping[str, Any], on_progress) -> list[tuple[str, dict]]:
+    """Read websocket messages for ``prompt_id`` until ComfyUI reports the prompt done (``executing`` node None,
+    sent after the history entry is written)."""
+    messages: list[tuple[str, dict]] = []
+    async for msg in ws:
+        if msg.type != aiohttp.WSMsgType.TEXT:  # binary messages are preview images
+            if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                break
+            continue
+        event = json.loads(msg.data)
+        kind, data = event.get("type"), event.get("data") or {}
+        if data.get("prompt_id") != prompt_id:
+            continue
+        messages.append((kind, data))
+        if kind == "executing":
+            node = data.get("node")
+            if node is None:
+                return messages
+            if on_progress:
+                on_progress(Progress("executing", str(node), _class_of(prompt, node)))
+        elif kind == "progress" and on_progress:
+            node = str(data.get("node"))
+            on_progress(Progress("progress", node, _class_of(prompt, node), int(data["value"]), int(data["max"])))
+    # The socket closed before the prompt finished: the history may still tell (or the server died).
+    return messages
+
+
+def _class_of(prompt: Mapping[str, Any], node_id: Any) -> str:
+    node = prompt.get(str(node_id).split(".")[0], {})  # expanded (subgraph) ids look like "5.2"
+    return node.get("class_type", "?")
+
+
+async def _fetch_history(session: aiohttp.ClientSession, server: ServerHandle, prompt_id: str,
+                         wait_s: float = 10.0) -> dict[str, Any]:
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            async with session.get(f"{server.url}/history/{prompt_id}") as r:
+                data = await r.json(content_type=None)
+            if prompt_id in data:
+                return data[prompt_id]
+        except aiohttp.ClientError as e:
+            raise ServerGoneError(f"server stopped answering while prompt {prompt_id} ran: {e}") from e
+        if time.monotonic() > deadline or not server.alive():
+            tail = f"\nlog tail:\n{server.log_tail()}" if server.process else ""
+            raise ServerGoneError(f"no history for prompt {prompt_id} (server alive: {server.alive()}){tail}")
+        await asyncio.sleep(0.2)
+
+
+def _result(prompt_id: str, history: dict[str, Any], ws_messages: list, seconds: float) -> RunResult:
+    status = history.get("status", {})
+    messages = [(m[0], m[1]) for m in status.get("messages", [])] or ws_messages
+    error, interrupted = None, None
+    for kind, data in messages:
+        if kind == "execution_error":
+            error = NodeError(
+                node_id=str(data.get("node_id")),
+                node_type=str(data.get("node_type")),
+                exception_type=str(data.get("exception_type", "")),
+                exception_message=str(data.get("exception_message", "")),
+                traceback=tuple(data.get("traceback") or ()),
+            )
+        elif kind == "execution_interrupted":
+            interrupted = str(data.get("node_id"))
+    if error is not None:
+        state = "error"
+    elif interrupted is not None:
+        state = "interrupted"
+    else:
+        state = "success" if status.get("status_str", "success") == "success" else "error"
+    return RunResult(prompt_id, state, history, error, interrupted, seconds, messages)
+
+
+def interrupt(server: ServerHandle, prompt_id: str | None = None) -> None:
+    """Stop ``prompt_id`` (or whatever runs, when ``None``): drop it from the queue if pending, else /interrupt."""
+    if prompt_id is not None:
+        requests.post(server.url + "/queue", json={"delete": [prompt_id]}, timeout=10)
+        requests.post(server.url + "/interrupt", json={"prompt_id": prompt_id}, timeout=10).raise_for_status()
+    else:
+        requests.post(server.url + "/interrupt", json={}, timeout=10).raise_for_status()
+
+
+# --------------------------------------------------------------------------------------------------- outputs
+
+
+def iter_output_files(history: Mapping[str, Any], types: tuple[str, ...] = ("output",)):
+    """(node_id, key, entry) for each output entry that names a file (``filename``, ``subfolder``, ``type``)."""
+    for node_id, node_out in history.get("outputs", {}).items():
+        for key, items in node_out.items():
+            if not isinstance(items, list):
+                continue
+            for entry in items:
+                if isinstance(entry, dict) and "filename" in entry and entry.get("type", "output") in types:
+                    yield node_id, key, entry
+
+
+def iter_output_texts(history: Mapping[str, Any]):
+    """(node_id, text) for each ``text`` UI output (e.g. PreviewText)."""
+    for node_id, node_out in history.get("outputs", {}).items():
+        for text in node_out.get("text", []) or []:
+            if isinstance(text, str):
+                yield node_id, text
+
+
+def collect_outputs(server: ServerHandle, history: Mapping[str, Any], dest_dir: str | os.PathLike,
+                    *, save_texts: bool = True) -> list[Path]:
+    """Copy every output file of a finished prompt into ``dest_dir`` (keeping subfolders); returns the paths.
+
+    Files come from the server's output folder (or ``/view`` for a remote server). Text outputs (PreviewText)
+    are written as ``<title or class>_<node id>.txt`` when ``save_texts``.
+    """
+    dest = Path(dest_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    copied: list[Path] = []
+    for _node_id, _key, entry in iter_output_files(history):
+        rel = Path(entry.get("subfolder") or "") / entry["filename"]
+        if rel.is_absolute() or ".." in rel.parts:
+            raise ComfyClientError(f"refusing output path {rel}")
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if server.output_dir is not None:
+            shutil.copyfile(server.output_dir / rel, target)
+        else:
+            params = {"filename": entry["filename"], "subfolder": entry.get("subfolder", ""), "type": "output"}
+            r = requests.get(server.url + "/view", params=params, timeout=300)
+            r.raise_for_status()
+            target.write_bytes(r.content)
+        copied.append(target)
+    if save_texts:
+        prompt = _prompt_of(history)
+        for node_id, text in iter_output_texts(history):
+            node = prompt.get(node_id, {})
+            label = node.get("_meta", {}).get("title") or node.get("class_type") or "node"
+            target = dest / f"{_safe_name(label)}_{_safe_name(node_id)}.txt"
+            target.write_text(text if text.endswith("\n") else text + "\n")
+            copied.append(target)
+    return copied
+
+
+def _prompt_of(history: Mapping[str, Any]) -> dict[str, Any]:
+    """The prompt stored in a history entry: ``[number, prompt_id, prompt, extra_data, outputs_to_execute]``."""
+    stored = history.get("prompt")
+    if isinstance(stored, list) and len(stored) > 2 and isinstance(stored[2], dict):
+        return stored[2]
+    return {}
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._") or "node"

@@ -283,3 +283,22 @@ def load_lora(path: str | os.PathLike, patcher) -> LoraPatches:
     unmatched = sorted(k for k in sd if not k.startswith(covered))
     ranks = {v.shape[0] for k, v in sd.items() if k.endswith(("lora_A.weight", "lora_down.weight"))}
     return LoraPatches(patches, unmatched, min(ranks) if ranks else None)
+
+
+def load_scheduler_config(folder: str | os.PathLike) -> dict:
+    """``scheduler/scheduler_config.json`` of the diffusers folder (CogVideoX-5b-I2V's values if absent)."""
+    folder = Path(folder)
+    for path in (folder / "scheduler" / "scheduler_config.json", folder / "scheduler_config.json"):
+        if path.is_file():
+            return read_json(path)
+    log.warning("%s has no scheduler/scheduler_config.json; using CogVideoX-5b-I2V's scheduler settings", folder)
+    return dict(DEFAULT_SCHEDULER)
+
+
+# CogVideoX-5b-I2V's scheduler/scheduler_config.json (spec §1.2)
+DEFAULT_SCHEDULER = {
+    "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000,
+    "prediction_type": "v_prediction", "rescale_betas_zero_snr": True, "snr_shift_scale": 1.0,
+    "set_alpha_to_one": True, "timestep_spacing": "trailing", "steps_offset": 0, "clip_sample": False,
+    "clip_sample_range": 1.0, "sample_max_value": 1.0, "trained_betas": None,
+}

@@ -1,0 +1,112 @@
+"""Video and mask pre-processing (spec §6.1, §6.3): the one module that prepares pixels and masks.
+
+Frames are ``uint8 [T, H, W, 3]`` tensors and masks ``uint8 [T, H, W]`` (255 = hole) at source resolution until a
+window is processed; only then is that window resized (PIL Lanczos through diffusers' ``VideoProcessor``, as the
+reference), so memory does not grow with the clip beyond the source frames themselves.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers.video_processor import VideoProcessor
+from PIL import Image
+from torch import Tensor
+
+log = logging.getLogger(__name__)
+
+_VIDEO = VideoProcessor(vae_scale_factor=8)
+_MASK = VideoProcessor(vae_scale_factor=8, do_normalize=False, do_binarize=True, do_convert_grayscale=True)
+
+
+def dilate(masks: Tensor, size: int) -> Tensor:
+    """Dilate ``[T, H, W]`` masks with a ``size x size`` square, anchored like OpenCV (``cv2.dilate`` with
+    ``np.ones((d, d))``): a hole grows ``(d-1)//2`` px up/left and ``d//2`` px down/right (off-centre for even d).
+
+    A flat square is separable, so this is two 1-D max-pools instead of kornia's ``morphology.dilation``, whose
+    unfold/conv engines need ``d*d`` copies of the frame (gigabytes at source resolution with d = 32).
+    """
+    if size <= 1:
+        return masks.clone()
+    x = masks[:, None].float()
+    lo, hi = size // 2, size - 1 - size // 2  # OpenCV anchor d//2: output(y) = max input(y - d//2 ... y + d - 1 - d//2)
+    x = F.pad(x, (lo, hi, lo, hi), value=float("-inf"))
+    x = F.max_pool2d(x, kernel_size=(size, 1), stride=1)
+    x = F.max_pool2d(x, kernel_size=(1, size), stride=1)
+    return x[:, 0].to(masks.dtype)
+
+
+@dataclass
+class PipelineInputs:
+    """What the reference passes to its pipeline: ``video`` = masked video with the inpainted first frame,
+    ``masks`` = dilated binary masks (255 = hole), ``image`` = the I2V first frame."""
+
+    video: Tensor
+    masks: Tensor
+    image: Tensor
+
+
+def reference_inputs(
+    frames: Tensor, masks: Tensor, first_frame: Tensor | None, dilate_size: int, first_frame_gt: bool = True
+) -> PipelineInputs:
+    """``infer/inpaint.py`` pre-processing from raw frames ``uint8 [T,H,W,3]`` and binary masks ``uint8 [T,H,W]``.
+
+    1. masked video: hole pixels (undilated mask) set to black;
+    2. masks dilated (at source resolution);
+    3. frame 0 of the video and of the masked video replaced by ``first_frame`` (e.g. a FLUX Fill result);
+    4. ``first_frame_gt``: mask 0 cleared, so frame 0 counts as known;
+    5. the I2V image is masked frame 0.
+    """
+    hole = masks > 127
+    masked = torch.where(hole[..., None], torch.zeros_like(frames), frames)
+    dilated = dilate((hole.to(torch.uint8) * 255), dilate_size)
+    if first_frame is not None:
+        if first_frame.shape != frames.shape[1:]:
+            raise ValueError(
+                f"first_frame is {tuple(first_frame.shape[:2])} (HxW) but the video is {tuple(frames.shape[1:3])}; "
+                "resize the first frame to the video size"
+            )
+        masked = masked.clone()
+        masked[0] = first_frame
+    if first_frame_gt:
+        dilated = dilated.clone()
+        dilated[0] = 0
+    return PipelineInputs(masked, dilated, masked[0])
+
+
+def _pil_frames(frames: Tensor) -> list[Image.Image]:
+    arr = frames.cpu().numpy()
+    return [Image.fromarray(a) for a in arr]
+
+
+def window_video(frames: Tensor, height: int, width: int) -> Tensor:
+    """``uint8 [F,H,W,3]`` -> ``float32 [1, 3, F, height, width]`` in [-1, 1] (PIL Lanczos resize)."""
+    return _VIDEO.preprocess_video(_pil_frames(frames), height=height, width=width).to(torch.float32)
+
+
+def window_masks(masks: Tensor, height: int, width: int) -> Tensor:
+    """``uint8 [F,H,W]`` (255 = hole) -> binary ``float32 [1, 1, F, height, width]`` (Lanczos, then >= 0.5)."""
+    return _MASK.preprocess_video(_pil_frames(masks), height=height, width=width).to(torch.float32)
+
+
+def image(frame: Tensor, height: int, width: int) -> Tensor:
+    """``uint8 [H,W,3]`` -> ``[1, 3, height, width]`` in [-1, 1] (the I2V first frame)."""
+    return _VIDEO.preprocess(Image.fromarray(frame.cpu().numpy()), height=height, width=width)
+
+
+def latent_mask(pixel_mask: Tensor, latent_frames: int, height: int, width: int) -> Tensor:
+    """Nearest interpolation of ``[1, 1, F, H, W]`` to ``[1, latent_frames, 1, height, width]`` (§6.3, §9 item 8)."""
+    m = F.interpolate(pixel_mask, size=(latent_frames, height, width))
+    return m.permute(0, 2, 1, 3, 4)
+
+
+def to_uint8(images: Tensor) -> Tensor:
+    """ComfyUI ``IMAGE``/``MASK`` floats in [0, 1] -> uint8 (round to nearest)."""
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def frames_to_float(frames: np.ndarray | Tensor) -> Tensor:
+    return torch.as_tensor(frames, dtype=torch.float32)

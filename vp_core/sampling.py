@@ -1,0 +1,284 @@
+"""Any-length denoising (spec §5, §6): windows x steps with the branch, ID resampling, replace-gt and CFG.
+
+Random draws follow the reference's order on one CPU ``torch.Generator``: per window (image posterior in window 0),
+video posterior, initial noise, masked-video posterior, then the scheduler's draws.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from diffusers import CogVideoXDDIMScheduler, CogVideoXDPMScheduler
+from torch import Tensor
+
+import comfy.model_management
+
+from . import preprocess
+from .id_state import IDState
+from .model.id_resample import IDResample
+from .model.rope import video_rope
+from .model.transformer import Capture, Injection, token_mask
+from .vae import VideoVAE, decoded_frame_count
+from .windows import Window, WindowPlan
+
+log = logging.getLogger(__name__)
+SCHEDULERS = ("dpm", "ddim")
+
+
+@dataclass
+class SamplerSettings:
+    """Knobs of a run; defaults are the reference's (``infer/inpaint.py``)."""
+
+    steps: int = 50
+    guidance: float = 6.0
+    dynamic_cfg: bool = True
+    scheduler: str = "dpm"
+    eta: float = 0.0
+    replace_gt: bool = True
+    mask_add: bool = True
+    prev_clip_weight: float = 0.0
+    conditioning_scale: float = 1.0
+    branch_strength: float = 1.0
+    branch_start: float = 0.0
+    branch_end: float = 1.0
+    vae_tiling: bool = False
+    seed: int = 42
+
+
+@dataclass
+class Models:
+    """Everything a run needs, already loaded as ``ModelPatcher``s (ComfyUI places them)."""
+
+    backbone: object
+    branch: object | None
+    vae: VideoVAE
+    scheduler_config: dict
+    id_resample: bool = False
+
+
+@dataclass
+class InpaintConditioning:
+    """The pipeline's pixel inputs at source resolution plus text and working size."""
+
+    video: Tensor  # uint8 [T, H, W, 3]
+    masks: Tensor  # uint8 [T, H, W], 255 = hole
+    image: Tensor  # uint8 [H, W, 3]
+    positive: Tensor  # [1, text_len, text_dim]
+    negative: Tensor | None
+    height: int
+    width: int
+
+
+@dataclass
+class StepInfo:
+    window: int
+    step: int
+    done: int
+    total: int
+    latents: Tensor
+
+
+@dataclass
+class SampleResult:
+    latents: Tensor  # merged [B, L_total, 16, h, w]
+    plan: WindowPlan
+    id_state: IDState | None = None
+
+
+def make_scheduler(kind: str, config: dict):
+    cfg = {k: v for k, v in config.items() if not k.startswith("_")}
+    if kind == "dpm":
+        return CogVideoXDPMScheduler.from_config(cfg, timestep_spacing="trailing")
+    if kind == "ddim":
+        return CogVideoXDDIMScheduler.from_config(cfg)
+    raise ValueError(f"scheduler must be one of {SCHEDULERS}; got {kind!r}")
+
+
+def dynamic_guidance(guidance: float, t: int, steps: int) -> float:
+    """The reference's dynamic CFG with the *raw* timestep (§9 item 12): erratic, but what the model was run with."""
+    return 1 + guidance * ((1 - math.cos(math.pi * ((steps - t) / steps) ** 5.0)) / 2)
+
+
+def _frames(src: Tensor, start: int, end: int) -> Tensor:
+    """Frames ``start..end-1``; indices past the clip repeat its last frame (fixed-mode padding)."""
+    idx = torch.arange(start, end).clamp(max=src.shape[0] - 1)
+    return src[idx]
+
+
+class Sampler:
+    """One any-length run. ``run`` is the whole procedure; the pieces are methods so each fits on a screen."""
+
+    def __init__(self, models: Models, cond: InpaintConditioning, plan: WindowPlan, settings: SamplerSettings,
+                 on_step: Callable[[StepInfo], None] | None = None, interrupt: Callable[[], None] | None = None,
+                 initial_noise: Tensor | None = None):
+        self.m, self.cond, self.plan, self.s = models, cond, plan, settings
+        self.on_step, self.interrupt, self.initial_noise = on_step, interrupt, initial_noise
+        self.transformer = models.backbone.model.diffusion_model
+        self.branch = models.branch.model.branch if models.branch is not None else None
+        self.cfg = self.transformer.cfg
+        self.device = models.backbone.load_device
+        self.dtype = models.backbone.model.precision.compute
+        self.scheduler = make_scheduler(settings.scheduler, models.scheduler_config)
+        self.scheduler.set_timesteps(settings.steps, device=self.device)
+        self.timesteps = self.scheduler.timesteps
+        self.do_cfg = settings.guidance > 1.0
+        f = models.vae.spatial_factor
+        self.lat_h, self.lat_w = cond.height // f, cond.width // f
+        self.rope = tuple(r.to(self.device) for r in video_rope(self.cfg, plan.latents_per_window, self.lat_h, self.lat_w))
+        self.generator = torch.Generator("cpu").manual_seed(settings.seed)
+
+    # ------------------------------------------------------------------------------------------- per window
+    def prepare_window(self, win: Window, prev_latents: Tensor | None) -> dict:
+        """Encode the window (draws in the reference's order) and build its latent mask."""
+        c, s, vae = self.cond, self.s, self.m.vae
+        video = preprocess.window_video(_frames(c.video, win.frame_start, win.frame_end), c.height, c.width)
+        if prev_latents is None:
+            img = preprocess.image(c.image, c.height, c.width)[:, :, None]
+            image_latents = vae.encode(img, self.generator, s.vae_tiling, self.dtype)
+        else:
+            image_latents = prev_latents[:, win.cond_latent_index:win.cond_latent_index + 1]
+        L = self.plan.latents_per_window
+        pad = torch.zeros(1, L - 1, *image_latents.shape[2:], dtype=self.dtype, device=image_latents.device)
+        image_latents = torch.cat([image_latents.to(self.dtype), pad.to(image_latents.device)], 1).to(self.device)
+        video_latents = vae.encode(video, self.generator, s.vae_tiling, self.dtype).to(self.device)
+        shape = (1, L, self.cfg.latent_channels, self.lat_h, self.lat_w)
+        if self.initial_noise is not None and win.index == 0:
+            noise = self.initial_noise.to(self.dtype)
+        else:
+            noise = torch.randn(shape, generator=self.generator, dtype=self.dtype)
+        noise = noise.to(self.device)
+        latents = noise * self.scheduler.init_noise_sigma
+        pix_mask = preprocess.window_masks(_frames(c.masks, win.frame_start, win.frame_end), c.height, c.width)
+        masked = video * (pix_mask < 0.5)
+        masked_latents = vae.encode(masked, self.generator, s.vae_tiling, self.dtype).to(self.device)
+        mask = preprocess.latent_mask(pix_mask, L, self.lat_h, self.lat_w).to(self.device, self.dtype)
+        return dict(latents=latents, noise=noise, image=image_latents, video=video_latents, masked=masked_latents, mask=mask)
+
+    def branch_active(self, step: int) -> bool:
+        frac = step / max(len(self.timesteps), 1)
+        return self.branch is not None and self.s.branch_strength != 0 and self.s.branch_start <= frac <= self.s.branch_end
+
+    def denoise_window(self, win: Window, w: dict, state: IDState | None, last: bool, done: int, total: int):
+        """Run every step of one window; returns (final latents, ID state for the next window or None)."""
+        s = self.s
+        mask1 = w["mask"]
+        batch = 2 if self.do_cfg else 1
+        mask_b = mask1.repeat(batch, 1, 1, 1, 1)
+        hole = token_mask(mask_b, self.cfg.patch_size)
+        context = torch.cat([self.cond.negative, self.cond.positive]) if self.do_cfg else self.cond.positive
+        context = context.to(self.device, self.dtype)
+        branch_cond = torch.cat([w["masked"].repeat(batch, 1, 1, 1, 1), mask_b], 2)
+        image = w["image"].repeat(batch, 1, 1, 1, 1)
+        latents, old_x0 = w["latents"], None
+        prev_mask = None if state is None else state.token_mask.to(self.device)
+        new_state = None
+        n = len(self.timesteps)
+        for i, t in enumerate(self.timesteps):
+            if self.interrupt is not None:
+                self.interrupt()
+            z = latents.repeat(batch, 1, 1, 1, 1)
+            z = self.scheduler.scale_model_input(z, t)
+            timestep = t.expand(batch)
+            injection = None
+            if self.branch_active(i):
+                samples = self.branch(z, branch_cond, context, timestep, self.rope, s.conditioning_scale)
+                if s.branch_strength != 1.0:
+                    samples = [x * s.branch_strength for x in samples]
+                injection = Injection(samples, hole, s.mask_add)
+            idr = None
+            if self.m.id_resample:
+                # REPRODUCE (§4.2 item 4): the reference overwrites its "previous mask" with the mask every call
+                # returns, so step 0 reads the previous window's mask and later steps the window's own.
+                r = prev_mask if (state is not None and i == 0) else hole
+                idr = IDResample(r, s.prev_clip_weight, state.hidden if state else None, state.token_index if state else None)
+                idr.check()
+            capture = None
+            if i == n - 1 and self.m.id_resample and not last:
+                capture = Capture(self._keep_index(win, hole))
+            v = self.transformer(torch.cat([z, image], 2), context, timestep, self.rope, injection, idr, capture)
+            v = v.float()
+            if self.do_cfg:
+                g = dynamic_guidance(s.guidance, int(t.item()), n) if s.dynamic_cfg else s.guidance
+                v_u, v_c = v.chunk(2)
+                v = v_u + g * (v_c - v_u)
+            latents, old_x0 = self._step(v, old_x0, i, t, latents)
+            latents = latents.to(self.dtype)
+            if s.replace_gt:
+                latents = self._replace_gt(latents, w, i)
+            if capture is not None:
+                new_state = IDState(capture.hidden, capture.token_index, hole, latents, win.index)
+            if self.on_step is not None:
+                self.on_step(StepInfo(win.index, i, done + i + 1, total, latents))
+        return latents, new_state
+
+    def _keep_index(self, win: Window, hole: Tensor) -> Tensor:
+        """Token positions the next window may read: this window's holes plus the next window's (or all)."""
+        if win.index + 1 >= len(self.plan.windows):
+            return torch.arange(hole.shape[1], device=hole.device)
+        nxt = self.plan.windows[win.index + 1]
+        c = self.cond
+        pix = preprocess.window_masks(_frames(c.masks, nxt.frame_start, nxt.frame_end), c.height, c.width)
+        nxt_hole = token_mask(preprocess.latent_mask(pix, self.plan.latents_per_window, self.lat_h, self.lat_w), self.cfg.patch_size)
+        return torch.nonzero(hole.any(0) | nxt_hole.to(hole.device).any(0)).flatten()
+
+    def _step(self, v: Tensor, old_x0: Tensor | None, i: int, t: Tensor, latents: Tensor):
+        if isinstance(self.scheduler, CogVideoXDPMScheduler):
+            back = self.timesteps[i - 1] if i > 0 else None
+            return self.scheduler.step(v, old_x0, t, back, latents, eta=self.s.eta, generator=self.generator, return_dict=False)
+        return self.scheduler.step(v, t, latents, eta=self.s.eta, generator=self.generator, return_dict=False)[0], None
+
+    def _replace_gt(self, latents: Tensor, w: dict, i: int) -> Tensor:
+        """Paste the (noised) known latents outside the hole, at the *next* timestep (§6.4)."""
+        target = w["video"]
+        if i < len(self.timesteps) - 1:
+            nxt = torch.tensor([self.timesteps[i + 1]], device=self.device)
+            target = self.scheduler.add_noise(target, w["noise"], nxt)
+        m = w["mask"].repeat(1, 1, self.cfg.latent_channels, 1, 1)
+        return (1 - m) * target + m * latents
+
+    # ------------------------------------------------------------------------------------------------- run
+    def run(self, state: IDState | None = None, start_window: int = 0) -> SampleResult:
+        plan, m = self.plan, self.m
+        comfy.model_management.load_models_gpu([m.backbone] + ([m.branch] if m.branch is not None else []))
+        if state is not None and state.rng_state is not None:
+            self.generator.set_state(state.rng_state)
+        total = len(plan.windows) * len(self.timesteps)
+        acc = torch.zeros(1, plan.merged_latents, self.cfg.latent_channels, self.lat_h, self.lat_w, dtype=self.dtype)
+        counts = torch.zeros(plan.merged_latents)
+        prev_latents = None if state is None else state.prev_latents
+        for win in plan.windows[start_window:]:
+            w = self.prepare_window(win, prev_latents)
+            comfy.model_management.load_models_gpu([m.backbone] + ([m.branch] if m.branch is not None else []))
+            last = win.index == len(plan.windows) - 1
+            done = win.index * len(self.timesteps)
+            latents, new_state = self.denoise_window(win, w, state, last, done, total)
+            if new_state is not None:
+                new_state.rng_state = self.generator.get_state()
+            state, prev_latents = new_state, latents
+            o = win.latent_offset
+            acc[:, o:o + latents.shape[1]] += latents.cpu()
+            counts[o:o + latents.shape[1]] += 1
+        acc = acc / counts.clamp(min=1)[None, :, None, None, None].to(acc.dtype)
+        return SampleResult(acc, plan, state)
+
+
+def decode(vae: VideoVAE, latents: Tensor, tiling: bool, frames: int | None = None,
+           interrupt: Callable[[], None] | None = None) -> Tensor:
+    """Decode merged latents to ``float32 [F, H, W, 3]`` in [0, 1], streamed into one output buffer."""
+    out: Tensor | None = None
+    filled = 0
+    n = decoded_frame_count(latents.shape[1])
+
+    def sink(x: Tensor) -> None:
+        nonlocal out, filled
+        x = (x[0] / 2 + 0.5).clamp(0, 1).permute(1, 2, 3, 0).float().cpu()
+        if out is None:
+            out = torch.empty(n, *x.shape[1:], dtype=torch.float32)
+        out[filled:filled + x.shape[0]] = x
+        filled += x.shape[0]
+
+    vae.decode_stream(latents, tiling, sink, interrupt)
+    return out[: frames if frames is not None else filled]

@@ -1,0 +1,157 @@
+"""The CogVideoX VAE (diffusers' ``AutoencoderKLCogVideoX``) under ComfyUI's memory management.
+
+Encoding follows the reference exactly: diffusers' own encode (8-frame causal batches, optional tiling) and a
+posterior *sample* drawn from the run's generator, times ``scaling_factor``. Decoding is streamed: the same
+2-latent causal batches and the same tiles as diffusers' ``_decode``/``tiled_decode``, but each time batch is
+blended and written out before the next one is decoded, so peak memory does not grow with video length. Tiles
+are blended per frame, which is why streaming the time axis is exact.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+import torch
+from diffusers import AutoencoderKLCogVideoX
+from torch import Tensor
+
+import comfy.model_management
+import comfy.model_patcher
+
+from .loaders import CheckpointError, ManagedModule, Precision, detect_kind, read_json, read_model_folder
+
+log = logging.getLogger(__name__)
+LATENT_BATCH = 2  # latent frames per decoder call (diffusers' num_latent_frames_batch_size)
+
+
+class VideoVAE:
+    """Encode/decode video with the CogVideoX VAE; placement belongs to ComfyUI (``load_models_gpu``)."""
+
+    def __init__(self, patcher: comfy.model_patcher.ModelPatcher):
+        self.patcher = patcher
+
+    @property
+    def model(self) -> AutoencoderKLCogVideoX:
+        return self.patcher.model.vae
+
+    @property
+    def scaling_factor(self) -> float:
+        return float(self.model.config.scaling_factor)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.patcher.model.precision.compute
+
+    @property
+    def spatial_factor(self) -> int:
+        return 2 ** (len(self.model.config.block_out_channels) - 1)
+
+    def load(self) -> None:
+        comfy.model_management.load_models_gpu([self.patcher])
+
+    def set_tiling(self, tiling: bool) -> None:
+        if tiling:
+            self.model.enable_tiling()
+        else:
+            self.model.disable_tiling()
+
+    @torch.no_grad()
+    def encode(self, video: Tensor, generator: torch.Generator | None, tiling: bool = False, dtype: torch.dtype | None = None) -> Tensor:
+        """Posterior sample ``[B, F', 16, h, w]`` (scaled) of ``video`` ``[B, 3, F, H, W]`` in [-1, 1].
+
+        The noise of the sample is drawn from ``generator`` in ``dtype`` (the activation dtype), as the reference.
+        """
+        self.load()
+        self.set_tiling(tiling)
+        device = self.patcher.load_device
+        dist = self.model.encode(video.to(device, self.dtype)).latent_dist
+        noise = torch.randn(dist.mean.shape, generator=generator, dtype=dist.mean.dtype, device="cpu").to(device)
+        latents = dist.mean + dist.std * noise
+        return (latents * self.scaling_factor).permute(0, 2, 1, 3, 4).to(dtype or self.dtype)
+
+    @torch.no_grad()
+    def decode_stream(self, latents: Tensor, tiling: bool, sink: Callable[[Tensor], None], interrupt: Callable[[], None] | None = None) -> None:
+        """Decode ``[B, F, 16, h, w]`` latents, calling ``sink`` with each chunk of frames ``[B, 3, f, H, W]`` in [-1, 1]."""
+        self.load()
+        vae = self.model
+        self.set_tiling(tiling)
+        z = (latents.permute(0, 2, 1, 3, 4) / self.scaling_factor).to(self.patcher.load_device, self.dtype)
+        frames = z.shape[2]
+        batches = max(frames // LATENT_BATCH, 1)
+        rem = frames % LATENT_BATCH
+        h, w = z.shape[3], z.shape[4]
+        tiled = vae.use_tiling and (w > vae.tile_latent_min_width or h > vae.tile_latent_min_height)
+        tiles = self._tiles(h, w) if tiled else [(0, 0, h, w)]
+        caches: dict[tuple[int, int], dict | None] = {(i, j): None for i, j, _, _ in tiles}
+        for k in range(batches):
+            if interrupt is not None:
+                interrupt()
+            start = LATENT_BATCH * k + (0 if k == 0 else rem)
+            end = LATENT_BATCH * (k + 1) + rem
+            outs = {}
+            for i, j, th, tw in tiles:
+                tile = z[:, :, start:end, i:i + th, j:j + tw]
+                if vae.post_quant_conv is not None:
+                    tile = vae.post_quant_conv(tile)
+                outs[(i, j)], caches[(i, j)] = vae.decoder(tile, conv_cache=caches[(i, j)])
+            sink(self._blend(outs, h, w) if tiled else outs[(0, 0)])
+
+    def _tiles(self, h: int, w: int) -> list[tuple[int, int, int, int]]:
+        vae = self.model
+        step_h = int(vae.tile_latent_min_height * (1 - vae.tile_overlap_factor_height))
+        step_w = int(vae.tile_latent_min_width * (1 - vae.tile_overlap_factor_width))
+        return [(i, j, vae.tile_latent_min_height, vae.tile_latent_min_width) for i in range(0, h, step_h) for j in range(0, w, step_w)]
+
+    def _blend(self, outs: dict[tuple[int, int], Tensor], h: int, w: int) -> Tensor:
+        """diffusers' ``tiled_decode`` blending, for one time chunk."""
+        vae = self.model
+        step_h = int(vae.tile_latent_min_height * (1 - vae.tile_overlap_factor_height))
+        step_w = int(vae.tile_latent_min_width * (1 - vae.tile_overlap_factor_width))
+        blend_h = int(vae.tile_sample_min_height * vae.tile_overlap_factor_height)
+        blend_w = int(vae.tile_sample_min_width * vae.tile_overlap_factor_width)
+        limit_h = vae.tile_sample_min_height - blend_h
+        limit_w = vae.tile_sample_min_width - blend_w
+        rows = [[outs[(i, j)] for j in range(0, w, step_w)] for i in range(0, h, step_h)]
+        result_rows = []
+        for r, row in enumerate(rows):
+            result_row = []
+            for c, tile in enumerate(row):
+                if r > 0:
+                    tile = vae.blend_v(rows[r - 1][c], tile, blend_h)
+                if c > 0:
+                    tile = vae.blend_h(row[c - 1], tile, blend_w)
+                result_row.append(tile[:, :, :, :limit_h, :limit_w])
+            result_rows.append(torch.cat(result_row, dim=4))
+        return torch.cat(result_rows, dim=3)
+
+
+def decoded_frame_count(latent_frames: int) -> int:
+    """Frames the CogVideoX VAE returns for ``latent_frames`` (odd: 4(L-1)+1, even: 4L, as the reference)."""
+    return 4 * (latent_frames - 1) + 1 if latent_frames % 2 == 1 else 4 * latent_frames
+
+
+def load_vae(folder: str | Path, dtype: torch.dtype | None = None, load_device=None, offload_device=None) -> VideoVAE:
+    """The ``vae/`` folder of a CogVideoX diffusers download (``config.json`` + safetensors)."""
+    folder = Path(folder)
+    if (folder / "vae").is_dir():
+        folder = folder / "vae"
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file():
+        raise CheckpointError(f"{folder}: a CogVideoX VAE folder needs config.json and diffusion_pytorch_model.safetensors")
+    sd = read_model_folder(folder)
+    if detect_kind(sd) != "vae":
+        raise CheckpointError(f"{folder}: expected a CogVideoX VAE, found a {detect_kind(sd)} checkpoint")
+    load_device = load_device or comfy.model_management.get_torch_device()
+    offload_device = offload_device or comfy.model_management.vae_offload_device()
+    dtype = dtype or comfy.model_management.vae_dtype(load_device, [torch.bfloat16, torch.float32])
+    config = {k: v for k, v in read_json(cfg_path).items() if not k.startswith("_")}
+    with torch.device("meta"):
+        vae = AutoencoderKLCogVideoX.from_config(config)
+    try:
+        vae.load_state_dict({k: v.to(dtype) for k, v in sd.items()}, strict=True, assign=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{folder}: weights do not fit the VAE config ({str(e)[:300]})") from e
+    vae.eval().requires_grad_(False)
+    root = ManagedModule("vae", vae, Precision(dtype, dtype))
+    return VideoVAE(comfy.model_patcher.ModelPatcher(root, load_device=load_device, offload_device=offload_device))

@@ -97,15 +97,20 @@ step "model weights"
 if [[ -d "$BASE_MODEL" ]] && find "$BASE_MODEL" -name '*.safetensors' -size +500M -print -quit | grep -q .; then
   echo "using REAL weights from $MODELS"
 else
-  echo "real weights not found: using TINY RANDOM DEMO WEIGHTS (the output is noise-like, it only proves the pipeline runs)."
+  if [[ -f scripts/make_demo_models.py ]]; then
+    echo "real weights not found: using TINY RANDOM DEMO WEIGHTS (the output is noise-like, it only proves the pipeline runs)."
+  else
+    echo "real weights not found in $MODELS (the workflows that exist so far need none)."
+  fi
   echo "  For real results put the checkpoints under $MODELS (or ComfyUI/models/ in your own ComfyUI):"
-  echo "    videopainter/CogVideoX-5b-I2V/                    <- hf download THUDM/CogVideoX-5b-I2V --local-dir models/videopainter/CogVideoX-5b-I2V"
-  echo "    videopainter/VideoPainter/checkpoints/branch/     <- hf download TencentARC/VideoPainter --local-dir models/videopainter/VideoPainter"
-  echo "    videopainter/VideoPainterID/checkpoints/pytorch_lora_weights.safetensors  (same TencentARC/VideoPainter download)"
+  echo "    videopainter/CogVideoX-5b-I2V/                 (diffusers folder, ~20 GB)"
+  echo "    videopainter/VideoPainter/checkpoints/branch/  (context branch)"
+  echo "    videopainter/VideoPainterID/checkpoints/pytorch_lora_weights.safetensors  (ID-resampling LoRA)"
+  echo "  Download them (see README.md, 'Models'):"
+  echo "    .venv/bin/hf download THUDM/CogVideoX-5b-I2V --local-dir models/videopainter/CogVideoX-5b-I2V"
+  echo "    .venv/bin/hf download TencentARC/VideoPainter --include 'VideoPainter/*' --include 'VideoPainterID/*' --local-dir models/videopainter"
   if [[ -f scripts/make_demo_models.py ]]; then
     "$PY" scripts/make_demo_models.py "$MODELS"
-  else
-    echo "  (scripts/make_demo_models.py does not exist yet: no demo weights written; the current workflows need none)"
   fi
 fi
 

@@ -1,8 +1,15 @@
 """Thin ComfyUI node classes, grouped by stage. Each ``execute`` validates, then calls one ``vp_core`` function."""
 from __future__ import annotations
 
-from . import utils
+from . import decode, encode, loaders, paths, sampler, text, utils
+
+paths.register()
 
 NODE_LIST = [
+    *loaders.NODES,
+    *text.NODES,
+    *encode.NODES,
+    *sampler.NODES,
+    *decode.NODES,
     *utils.NODES,
 ]

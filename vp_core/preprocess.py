@@ -110,3 +110,98 @@ def to_uint8(images: Tensor) -> Tensor:
 
 def frames_to_float(frames: np.ndarray | Tensor) -> Tensor:
     return torch.as_tensor(frames, dtype=torch.float32)
+
+
+RESIZE_MODES = ("stretch", "center_crop")
+
+
+@dataclass
+class InpaintInput:
+    """Output of the encode step: the pipeline's inputs at source resolution and how to process them.
+
+    ``frames``/``hole`` are the (frame-rate sampled) original frames and undilated binary masks, kept for
+    compositing; ``pipeline`` holds what the reference pipeline receives; ``height``/``width`` is the model's
+    working size (each window is resized to it with PIL Lanczos, as the reference).
+    """
+
+    pipeline: PipelineInputs
+    frames: Tensor
+    hole: Tensor
+    height: int
+    width: int
+    fps: float
+
+
+def _resize_image(img: Tensor, height: int, width: int) -> Tensor:
+    return torch.from_numpy(np.asarray(Image.fromarray(img.numpy()).resize((width, height), Image.LANCZOS)))
+
+
+def _center_crop(x: Tensor, aspect: float) -> Tensor:
+    h, w = x.shape[1], x.shape[2]
+    if w / h > aspect:
+        nw = int(round(h * aspect))
+        left = (w - nw) // 2
+        return x[:, :, left:left + nw]
+    nh = int(round(w / aspect))
+    top = (h - nh) // 2
+    return x[:, top:top + nh]
+
+
+def prepare_inpaint(
+    frames: Tensor, masks: Tensor, first_frame: Tensor | None, *, width: int, height: int, source_fps: float = 0.0,
+    target_fps: float = 8.0, dilate_size: int = 32, threshold: float = 0.5, first_frame_gt: bool = True,
+    resize_mode: str = "stretch",
+) -> InpaintInput:
+    """Video ``[T,H,W,3]`` and masks ``[T or 1,H,W]`` (ComfyUI floats in [0, 1], 1 = region to fill) -> pipeline inputs.
+
+    Steps, in the reference's order: frame-rate sampling (every ``int(source_fps // target_fps)``-th frame, §9 item 20),
+    optional centre crop to the working aspect, mask binarisation at ``threshold``, then ``reference_inputs``
+    (masked video, dilation at source resolution, first frame, ``first_frame_gt``). Without a ``first_frame`` the
+    ground-truth frame 0 is the I2V image.
+    """
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"video: expected an IMAGE batch [frames, height, width, 3]; got shape {tuple(frames.shape)}")
+    if frames.shape[0] == 0:
+        raise ValueError("video: the clip has 0 frames; load a video with at least 1 frame")
+    if masks.ndim == 4 and masks.shape[-1] in (1, 3):
+        masks = masks[..., 0]
+    if masks.ndim == 2:
+        masks = masks[None]
+    if masks.ndim != 3:
+        raise ValueError(f"mask: expected a MASK batch [frames, height, width]; got shape {tuple(masks.shape)}")
+    if masks.shape[0] not in (1, frames.shape[0]):
+        raise ValueError(
+            f"mask has {masks.shape[0]} frames but video has {frames.shape[0]}: give one mask per frame or a single mask"
+        )
+    if masks.shape[1:] != frames.shape[1:3]:
+        raise ValueError(
+            f"mask is {masks.shape[2]}x{masks.shape[1]} (WxH) but video is {frames.shape[2]}x{frames.shape[1]}: "
+            "resize the mask to the video size (e.g. with a mask resize node) before this node"
+        )
+    for name, t in (("video", frames), ("mask", masks), ("first_frame", first_frame)):
+        if t is not None and not torch.isfinite(t).all():
+            raise ValueError(f"{name}: contains NaN or infinite values; check the node that produced it")
+    if resize_mode not in RESIZE_MODES:
+        raise ValueError(f"resize_mode must be one of {RESIZE_MODES}; got {resize_mode!r}")
+    if height % 16 or width % 16:
+        raise ValueError(f"width and height must be multiples of 16 (VAE x8, patch x2); got {width}x{height}")
+    step = int(source_fps // target_fps) if source_fps > 0 and target_fps > 0 else 1
+    step = max(step, 1)
+    if step > 1:
+        log.info("frame-rate sampling: keeping every %d-th frame (%.3g fps -> %.3g fps)", step, source_fps, source_fps / step)
+    total = frames.shape[0]
+    frames = frames[::step]
+    masks = masks[::step] if masks.shape[0] == total else masks.expand(frames.shape[0], -1, -1)
+    if resize_mode == "center_crop":
+        frames, masks = _center_crop(frames, width / height), _center_crop(masks, width / height)
+    video = to_uint8(frames)
+    hole = ((masks > threshold).to(torch.uint8) * 255).contiguous()
+    ff = None
+    if first_frame is not None:
+        ff = to_uint8(first_frame[0] if first_frame.ndim == 4 else first_frame)
+        if ff.shape != video.shape[1:]:
+            log.warning("first_frame is %dx%d, the video %dx%d: resizing it (Lanczos)", ff.shape[1], ff.shape[0], video.shape[2], video.shape[1])
+            ff = _resize_image(ff, video.shape[1], video.shape[2])
+    pipe = reference_inputs(video, hole, ff if ff is not None else video[0], dilate_size, first_frame_gt)
+    fps = source_fps / step if source_fps > 0 else 0.0
+    return InpaintInput(pipe, video, hole, height, width, fps)

@@ -18,6 +18,7 @@ import comfy.model_management
 
 from . import preprocess
 from .id_state import IDState
+from .loaders import DEFAULT_SCHEDULER
 from .model.id_resample import IDResample
 from .model.rope import video_rope
 from .model.transformer import Capture, Injection, token_mask
@@ -282,3 +283,33 @@ def decode(vae: VideoVAE, latents: Tensor, tiling: bool, frames: int | None = No
 
     vae.decode_stream(latents, tiling, sink, interrupt)
     return out[: frames if frames is not None else filled]
+
+
+def run_inpaint(model, vae: VideoVAE, job: "preprocess.InpaintInput", positive: Tensor, negative: Tensor | None,
+                settings: SamplerSettings, plan: WindowPlan, on_step: Callable[[StepInfo], None] | None = None,
+                interrupt: Callable[[], None] | None = None, id_state: IDState | None = None) -> SampleResult:
+    """The sampler node's one call: read what is attached to the MODEL, then run all windows."""
+    from . import attach
+
+    attach.require_videopainter_model(model)
+    branch, options = attach.branch_of(model)
+    if branch is None:
+        raise ValueError("model: no VideoPainter branch is attached; add 'VideoPainter Apply Branch' before the sampler")
+    cfg = model.model.diffusion_model.cfg
+    for name, emb in (("positive", positive), ("negative", negative)):
+        if emb is not None and (emb.ndim != 3 or emb.shape[1:] != (cfg.max_text_seq_length, cfg.text_embed_dim)):
+            raise ValueError(
+                f"{name}: the model needs text embeddings of {cfg.max_text_seq_length} tokens x {cfg.text_embed_dim}; "
+                f"got {tuple(emb.shape)}. Encode the prompt with 'VideoPainter Text Encode'."
+            )
+    if settings.guidance > 1.0 and negative is None:
+        raise ValueError("negative: classifier-free guidance (cfg > 1) needs a negative conditioning")
+    if not bool((job.pipeline.masks > 0).any()):
+        log.warning("the mask is empty: there is nothing to fill; the video is only re-encoded")
+    s = SamplerSettings(**{**settings.__dict__})
+    if options is not None:
+        s.branch_strength, s.branch_start, s.branch_end = options.strength, options.start_percent, options.end_percent
+    sched = model.get_attachment(attach.SCHEDULER_KEY) or dict(DEFAULT_SCHEDULER)
+    models = Models(model, branch, vae, sched, attach.has_id_lora(model))
+    cond = InpaintConditioning(job.pipeline.video, job.pipeline.masks, job.pipeline.image, positive, negative, job.height, job.width)
+    return Sampler(models, cond, plan, s, on_step=on_step, interrupt=interrupt).run(id_state)

@@ -40,7 +40,11 @@ PICKLE_NAMES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 # transformers' T5 activation names -> ComfyUI's (comfy/text_encoders/t5.py). "gelu_new" is the tanh approximation.
 ACTIVATIONS = {"gelu_new": "gelu_pytorch_tanh", "gelu_pytorch_tanh": "gelu_pytorch_tanh", "relu": "relu"}
 # Values ComfyUI's T5 hard-codes; a config.json that differs cannot be loaded into it.
-FIXED_T5_FIELDS = {"relative_attention_num_buckets": 32, "relative_attention_max_distance": 128, "layer_norm_epsilon": 1e-6}
+FIXED_T5_FIELDS = {
+    "relative_attention_num_buckets": 32,
+    "relative_attention_max_distance": 128,
+    "layer_norm_epsilon": 1e-6,
+}
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,7 +67,8 @@ def prompt_token_ids(prompt: str, max_len: int = MAX_TEXT_TOKENS) -> list[int]:
     if max_len < 1:
         raise ValueError(f"max_text_tokens must be at least 1 (room for the end token), got {max_len}")
     tokenizer = t5_tokenizer()
-    ids = tokenizer(prompt, padding="max_length", max_length=max_len, truncation=True, add_special_tokens=True)["input_ids"]
+    encoded = tokenizer(prompt, padding="max_length", max_length=max_len, truncation=True, add_special_tokens=True)
+    ids = encoded["input_ids"]
     untruncated = tokenizer(prompt)["input_ids"]
     if len(untruncated) >= len(ids) and untruncated != ids:
         removed = tokenizer.decode(untruncated[max_len - 1 : -1])
@@ -115,7 +120,8 @@ def encode_prompt(clip: comfy.sd.CLIP, prompt: str, max_len: int = MAX_TEXT_TOKE
     cond = encoder.encode_from_tokens(tokens)
     if cond.ndim != 3 or tuple(cond.shape[:2]) != (1, max_len):
         raise ValueError(
-            f"clip: its encoder returned shape {list(cond.shape)} for {max_len} T5 tokens, expected [1, {max_len}, dim]; "
+            f"clip: its encoder returned shape {list(cond.shape)} for {max_len} T5 tokens, expected "
+            f"[1, {max_len}, dim]; "
             "load the T5-XXL file on its own (Load CLIP, type 'pixart')"
         )
     return cond
@@ -225,7 +231,7 @@ def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise ValueError(f"{path}: not found; expected the text_encoder/ folder of a CogVideoX diffusers model") from None
+        raise ValueError(f"{path}: not found; expected the text_encoder/ of a CogVideoX diffusers folder") from None
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: cannot read JSON ({e})") from e
 

@@ -1,0 +1,64 @@
+"""Decode and composite nodes."""
+from __future__ import annotations
+
+import comfy.model_management
+from comfy_api.latest import io
+
+from ..vp_core import composite, sampling
+from .types import VAE
+
+
+class VideoPainterDecode(io.ComfyNode):
+    """Decodes VideoPainter latents to frames, streamed batch by batch so memory does not grow with video length."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="VideoPainterDecode",
+            display_name="VideoPainter Decode",
+            category="videopainter/decode",
+            description=cls.__doc__,
+            inputs=[
+                VAE.Input("vae"),
+                io.Latent.Input("latent"),
+                io.Boolean.Input("tiling", default=False, tooltip="Tiled decoding (less memory; the reference's long-video mode)."),
+            ],
+            outputs=[io.Image.Output("images")],
+        )
+
+    @classmethod
+    def execute(cls, vae, latent, tiling: bool) -> io.NodeOutput:
+        info = latent.get("videopainter", {})
+        samples = latent["samples"].permute(0, 2, 1, 3, 4)
+        frames = sampling.decode(vae, samples, tiling, info.get("output_frames"),
+                                 comfy.model_management.throw_exception_if_processing_interrupted)
+        return io.NodeOutput(frames)
+
+
+class VideoPainterComposite(io.ComfyNode):
+    """Pastes the original pixels back outside the (dilated, feathered) mask, so untouched background is pixel-exact
+    (the reference only restores it through the VAE). Generated frames are resized to the original size."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="VideoPainterComposite",
+            display_name="VideoPainter Composite",
+            category="videopainter/decode",
+            description=cls.__doc__,
+            inputs=[
+                io.Image.Input("original", tooltip="The sampled original frames (Encode node's 'frames' output)."),
+                io.Image.Input("generated", tooltip="Decoded frames."),
+                io.Mask.Input("mask", tooltip="Hole masks of the original frames (Encode node's 'hole_mask')."),
+                io.Int.Input("dilate", default=16, min=0, max=256, tooltip="Grow the pasted region by this many pixels."),
+                io.Int.Input("feather", default=8, min=0, max=256, tooltip="Blur radius of the seam in pixels."),
+            ],
+            outputs=[io.Image.Output("images")],
+        )
+
+    @classmethod
+    def execute(cls, original, generated, mask, dilate: int, feather: int) -> io.NodeOutput:
+        return io.NodeOutput(composite.paste(original, generated, mask, dilate, feather))
+
+
+NODES = [VideoPainterDecode, VideoPainterComposite]

@@ -1,0 +1,81 @@
+"""Model folders: registers ``models/videopainter`` and lists the folder-type models in it.
+
+ComfyUI lists files only, so diffusers folders (the backbone, the branch) get their own listing here. The
+``videopainter`` folder type is merged with any paths from ``extra_model_paths.yaml`` (which load first).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import folder_paths
+
+FOLDER = "videopainter"
+WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json")
+
+
+def register() -> None:
+    default = os.path.join(folder_paths.models_dir, FOLDER)
+    folder_paths.add_model_folder_path(FOLDER, default)
+    paths, exts = folder_paths.folder_names_and_paths[FOLDER]
+    if isinstance(exts, set):
+        exts.update({".safetensors", ".json"})
+
+
+def _roots() -> list[Path]:
+    try:
+        return [Path(p) for p in folder_paths.get_folder_paths(FOLDER) if os.path.isdir(p)]
+    except KeyError:
+        return []
+
+
+def _walk_dirs(max_depth: int = 4):
+    for root in _roots():
+        for dirpath, dirnames, filenames in os.walk(root):
+            rel = Path(dirpath).relative_to(root)
+            if len(rel.parts) > max_depth:
+                dirnames[:] = []
+                continue
+            yield root, rel, set(filenames), set(dirnames)
+
+
+def backbone_folders() -> list[str]:
+    """Diffusers CogVideoX folders (with ``transformer/``) under ``models/videopainter``."""
+    out = {str(rel) for _, rel, files, dirs in _walk_dirs() if "transformer" in dirs and "model_index.json" in files}
+    return sorted(out)
+
+
+def branch_folders() -> list[str]:
+    """Folders holding ``config.json`` + diffusers weights that are not part of a full pipeline folder."""
+    out = set()
+    for _, rel, files, _ in _walk_dirs():
+        if "config.json" in files and files & set(WEIGHTS) and rel.name not in ("transformer", "vae", "text_encoder"):
+            out.add(str(rel))
+    return sorted(out)
+
+
+def lora_files() -> list[str]:
+    """``*.safetensors`` LoRA files under ``models/videopainter`` (e.g. the official ID LoRA) and ``models/loras``."""
+    out = {f"{FOLDER}/{rel / f}" for _, rel, files, _ in _walk_dirs() for f in files if "lora" in f.lower() and f.endswith(".safetensors")}
+    out.update(f"loras/{f}" for f in folder_paths.get_filename_list("loras") if f.endswith(".safetensors"))
+    return sorted(out)
+
+
+def resolve(kind: str, name: str) -> Path:
+    """Absolute path of a listed model; rejects anything not under the model folders (no path traversal)."""
+    if kind == "loras":
+        base, _, rest = name.partition("/")
+        if base == "loras":
+            path = folder_paths.get_full_path("loras", rest)
+            if path is None:
+                raise ValueError(f"lora_name: {name!r} not found in models/loras")
+            return Path(path)
+        name = rest
+    rel = Path(name)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise ValueError(f"{name!r}: only names listed under models/{FOLDER} are accepted")
+    for root in _roots():
+        candidate = root / rel
+        if candidate.exists():
+            return candidate
+    raise ValueError(f"{name!r} not found under models/{FOLDER} (searched: {', '.join(map(str, _roots())) or 'none'})")

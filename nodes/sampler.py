@@ -1,0 +1,79 @@
+"""The any-length sampler node: windows x steps with one progress bar."""
+from __future__ import annotations
+
+import comfy.model_management
+import comfy.utils
+from comfy_api.latest import io
+
+from ..vp_core import sampling, windows
+from .types import ID_STATE, INPAINT, VAE
+from .utils import window_inputs
+
+
+def _embedding(conditioning, name: str):
+    if conditioning is None:
+        return None
+    try:
+        return conditioning[0][0]
+    except (IndexError, TypeError):
+        raise ValueError(f"{name}: expected a CONDITIONING from 'VideoPainter Text Encode'") from None
+
+
+class VideoPainterSampler(io.ComfyNode):
+    """Inpaints a clip of any length window by window (VideoPainter's any-length procedure): the branch adds the
+    masked video's context, the ID-resample LoRA (if applied) carries the filled object's identity between windows.
+    One progress bar spans all windows x steps; Cancel stops within one step."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="VideoPainterSampler",
+            display_name="VideoPainter Any-Length Sampler",
+            category="videopainter/sampling",
+            description=cls.__doc__,
+            inputs=[
+                io.Model.Input("model", tooltip="Backbone with the branch (and optionally the ID LoRA) applied."),
+                VAE.Input("vae"),
+                INPAINT.Input("inpaint"),
+                io.Conditioning.Input("positive"),
+                io.Conditioning.Input("negative"),
+                io.Int.Input("seed", default=42, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                             tooltip="Seed of the one CPU generator all random draws come from (42 in the reference)."),
+                io.Int.Input("steps", default=50, min=1, max=1000),
+                io.Float.Input("cfg", default=6.0, min=0.0, max=30.0, step=0.1),
+                io.Boolean.Input("dynamic_cfg", default=True,
+                                 tooltip="The reference's dynamic CFG (computed from the raw timestep; erratic but what the model was run with)."),
+                io.Combo.Input("scheduler", options=list(sampling.SCHEDULERS), default="dpm",
+                               tooltip="dpm: CogVideoXDPMScheduler (the reference's). ddim: CogVideoXDDIMScheduler."),
+                *window_inputs(),
+                io.Float.Input("prev_clip_weight", default=0.5, min=0.0, max=2.0, step=0.05,
+                               tooltip="Weight of the previous window's hole tokens in ID resampling (0.5 in the reference's ID script). Needs the ID LoRA."),
+                io.Boolean.Input("vae_tiling", default=False, tooltip="Tiled VAE (the reference's long-video mode); saves memory."),
+                ID_STATE.Input("id_state", optional=True, tooltip="Continue from a saved ID state (chained clips / resume)."),
+            ],
+            outputs=[io.Latent.Output("latent"), ID_STATE.Output("id_state_out", display_name="id_state")],
+        )
+
+    @classmethod
+    def execute(cls, model, vae, inpaint, positive, negative, seed: int, steps: int, cfg: float, dynamic_cfg: bool,
+                scheduler: str, window_frames: int, overlap_frames: int, window_mode: str, prev_clip_weight: float,
+                vae_tiling: bool, id_state=None) -> io.NodeOutput:
+        plan = windows.plan_windows(inpaint.pipeline.video.shape[0], window_frames, overlap_frames, window_mode)
+        settings = sampling.SamplerSettings(
+            steps=steps, guidance=cfg, dynamic_cfg=dynamic_cfg, scheduler=scheduler, prev_clip_weight=prev_clip_weight,
+            vae_tiling=vae_tiling, seed=seed,
+        )
+        bar = comfy.utils.ProgressBar(len(plan.windows) * steps)
+        result = sampling.run_inpaint(
+            model, vae, inpaint, _embedding(positive, "positive"), _embedding(negative, "negative"), settings, plan,
+            on_step=lambda info: bar.update_absolute(info.done, info.total),
+            interrupt=comfy.model_management.throw_exception_if_processing_interrupted, id_state=id_state,
+        )
+        latent = {
+            "samples": result.latents.permute(0, 2, 1, 3, 4).contiguous(),  # ComfyUI video latent layout [B, C, T, H, W]
+            "videopainter": {"output_frames": plan.output_frames, "fps": inpaint.fps, "vae_tiling": vae_tiling},
+        }
+        return io.NodeOutput(latent, result.id_state)
+
+
+NODES = [VideoPainterSampler]

@@ -1,0 +1,138 @@
+"""Text nodes: load CogVideoX's T5 text encoder, and encode the prompt and negative prompt as the reference does."""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import torch
+from comfy_api.latest import io
+
+import folder_paths
+
+from ..vp_core import text
+
+if TYPE_CHECKING:
+    from comfy.sd import CLIP
+
+MODEL_FOLDER = "videopainter"  # registered by the pack (models/videopainter)
+WEIGHT_DTYPES = {"default": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def text_encoder_folders() -> list[str]:
+    """Subfolders of the ``videopainter`` model folders that hold a ``text_encoder/`` (CogVideoX diffusers folders)."""
+    names: set[str] = set()
+    for root in _model_roots():
+        try:
+            entries = os.listdir(root)
+        except OSError:
+            continue
+        names.update(e for e in entries if os.path.isdir(os.path.join(root, e, "text_encoder")))
+    return sorted(names)
+
+
+def text_encoder_folder_path(name: str) -> str:
+    """Full path of a folder listed by :func:`text_encoder_folders`."""
+    for root in _model_roots():
+        path = os.path.join(root, name)
+        if os.path.isdir(os.path.join(path, "text_encoder")):
+            return path
+    raise ValueError(
+        f"folder: no {name!r} with a text_encoder/ under the videopainter model folders {_model_roots()}; put the "
+        "CogVideoX-5b-I2V diffusers folder in ComfyUI/models/videopainter/ and refresh"
+    )
+
+
+def _model_roots() -> list[str]:
+    try:
+        return folder_paths.get_folder_paths(MODEL_FOLDER)
+    except KeyError:  # folder type not registered (yet)
+        return []
+
+
+class VideoPainterTextEncoderLoader(io.ComfyNode):
+    """Loads the T5 v1.1 XXL text encoder of a CogVideoX diffusers folder (its text_encoder/) as a standard CLIP.
+
+    The same kind of CLIP that Load CLIP makes from a t5xxl file, tokenised with ComfyUI's bundled T5 v1.1
+    tokenizer (CogVideoX's tokenizer/ is that vocabulary; a folder whose tokenizer differs gets a warning).
+    """
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="VideoPainterTextEncoderLoader",
+            display_name="VideoPainter Text Encoder Loader",
+            category="videopainter/loaders",
+            description=cls.__doc__,
+            inputs=[
+                io.Combo.Input(
+                    "folder",
+                    options=text_encoder_folders(),
+                    tooltip="A CogVideoX diffusers folder under models/videopainter/ that contains text_encoder/.",
+                ),
+                io.Combo.Input(
+                    "weight_dtype",
+                    options=list(WEIGHT_DTYPES),
+                    default="default",
+                    tooltip="Weight precision. default: ComfyUI's text-encoder setting (--fp32-text-enc etc.).",
+                ),
+            ],
+            outputs=[io.Clip.Output("clip")],
+        )
+
+    @classmethod
+    def execute(cls, folder: str, weight_dtype: str = "default") -> io.NodeOutput:
+        if weight_dtype not in WEIGHT_DTYPES:
+            raise ValueError(f"weight_dtype: expected one of {list(WEIGHT_DTYPES)}, got {weight_dtype!r}")
+        return io.NodeOutput(text.load_text_encoder(text_encoder_folder_path(folder), WEIGHT_DTYPES[weight_dtype]))
+
+
+class VideoPainterTextEncode(io.ComfyNode):
+    """Encodes the prompt and the negative prompt exactly as CogVideoX does.
+
+    T5 token ids with the end token, padded with the pad token to max_text_tokens (longer prompts are cut, with a
+    warning naming the cut text), encoded without an attention mask; the conditioning is the last hidden state.
+    An empty negative prompt is encoded like any other (it is not zeros). Prompt weights such as (word:1.2) are
+    not interpreted: the text goes to the tokenizer as written.
+    """
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="VideoPainterTextEncode",
+            display_name="VideoPainter Text Encode",
+            category="videopainter/conditioning",
+            description=cls.__doc__,
+            inputs=[
+                io.Clip.Input(
+                    "clip",
+                    tooltip="A T5 v1.1 XXL text encoder: Load CLIP with t5xxl (type pixart, sd3, mochi or ltxv) "
+                    "or VideoPainter Text Encoder Loader.",
+                ),
+                io.String.Input("prompt", multiline=True, default=""),
+                io.String.Input(
+                    "negative_prompt",
+                    multiline=True,
+                    default="",
+                    tooltip="Used for classifier-free guidance. Empty is the reference default and is encoded too.",
+                ),
+                io.Int.Input(
+                    "max_text_tokens",
+                    default=text.MAX_TEXT_TOKENS,
+                    min=1,
+                    max=4096,
+                    tooltip="the transformer's max_text_seq_length (226 for CogVideoX-5b-I2V).",
+                ),
+            ],
+            outputs=[io.Conditioning.Output("positive"), io.Conditioning.Output("negative")],
+        )
+
+    @classmethod
+    def execute(
+        cls, clip: CLIP, prompt: str, negative_prompt: str = "", max_text_tokens: int = text.MAX_TEXT_TOKENS
+    ) -> io.NodeOutput:
+        positive = text.encode_prompt(clip, prompt, max_text_tokens)
+        negative = text.encode_prompt(clip, negative_prompt, max_text_tokens)
+        return io.NodeOutput([[positive, {}]], [[negative, {}]])
+
+
+NODES = [VideoPainterTextEncoderLoader, VideoPainterTextEncode]

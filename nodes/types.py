@@ -1,0 +1,10 @@
+"""Custom ComfyUI types of the pack, declared once. Core types (MODEL, IMAGE, MASK, LATENT, CONDITIONING) are used
+wherever they fit; these carry VideoPainter-specific payloads that no core type describes."""
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+VAE = io.Custom("VIDEOPAINTER_VAE")  # vp_core.vae.VideoVAE: the CogVideoX VAE (core VAE has no CogVideoX model)
+BRANCH = io.Custom("VIDEOPAINTER_BRANCH")  # ModelPatcher of the VideoPainter context encoder
+INPAINT = io.Custom("VIDEOPAINTER_INPAINT")  # vp_core.preprocess.InpaintInput
+ID_STATE = io.Custom("VP_ID_STATE")  # vp_core.id_state.IDState

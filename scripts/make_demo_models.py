@@ -1,0 +1,35 @@
+"""Write tiny random VideoPainter checkpoints (official folder layout) for the demo run: DEMO ONLY, they produce noise.
+
+usage: python scripts/make_demo_models.py MODELS_DIR   (creates MODELS_DIR/videopainter/...)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from vp_core.hostenv import ensure_comfy  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models_dir", type=Path)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    ensure_comfy(cpu=True)
+    from vp_core.tiny_checkpoints import write_tiny_checkpoints
+
+    target = args.models_dir / "videopainter"
+    if (target / "CogVideoX-5b-I2V" / "transformer").is_dir():
+        print(f"demo checkpoints already in {target}")
+        return 0
+    write_tiny_checkpoints(target, args.seed)
+    print(f"wrote tiny random demo checkpoints to {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

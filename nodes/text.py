@@ -1,52 +1,38 @@
 """Text nodes: load CogVideoX's T5 text encoder, and encode the prompt and negative prompt as the reference does."""
 from __future__ import annotations
 
-import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 from comfy_api.latest import io
 
-import folder_paths
-
 from ..vp_core import text
+from . import paths
 
 if TYPE_CHECKING:
     from comfy.sd import CLIP
 
-MODEL_FOLDER = "videopainter"  # registered by the pack (models/videopainter)
 WEIGHT_DTYPES = {"default": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def text_encoder_folders() -> list[str]:
-    """Subfolders of the ``videopainter`` model folders that hold a ``text_encoder/`` (CogVideoX diffusers folders)."""
-    names: set[str] = set()
-    for root in _model_roots():
-        try:
-            entries = os.listdir(root)
-        except OSError:
-            continue
-        names.update(e for e in entries if os.path.isdir(os.path.join(root, e, "text_encoder")))
-    return sorted(names)
+    """Folders under ``models/videopainter`` that hold a ``text_encoder/`` (CogVideoX diffusers folders)."""
+    # paths' walker, so text encoders are found where (and named as) the backbone folders are.
+    return sorted({str(rel) for _, rel, _, dirs in paths._walk_dirs() if "text_encoder" in dirs})
 
 
-def text_encoder_folder_path(name: str) -> str:
+def text_encoder_folder_path(name: str) -> Path:
     """Full path of a folder listed by :func:`text_encoder_folders`."""
-    for root in _model_roots():
-        path = os.path.join(root, name)
-        if os.path.isdir(os.path.join(path, "text_encoder")):
-            return path
-    raise ValueError(
-        f"folder: no {name!r} with a text_encoder/ under the videopainter model folders {_model_roots()}; put the "
-        "CogVideoX-5b-I2V diffusers folder in ComfyUI/models/videopainter/ and refresh"
-    )
-
-
-def _model_roots() -> list[str]:
     try:
-        return folder_paths.get_folder_paths(MODEL_FOLDER)
-    except KeyError:  # folder type not registered (yet)
-        return []
+        path = paths.resolve(paths.FOLDER, name)
+    except ValueError as e:
+        raise ValueError(f"folder: {e}; put the CogVideoX-5b-I2V diffusers folder there and refresh") from None
+    if not (path / "text_encoder").is_dir():
+        raise ValueError(
+            f"folder: {name!r} has no text_encoder/; pick the CogVideoX-5b-I2V diffusers folder in models/videopainter"
+        )
+    return path
 
 
 class VideoPainterTextEncoderLoader(io.ComfyNode):

@@ -1,0 +1,55 @@
+"""Shared test setup: ComfyUI importable on the CPU, and this pack importable as the package ``videopainter``.
+
+ComfyUI is taken from ``$VP_COMFYUI_DIR``, else the pinned copy ``.comfyui/ComfyUI`` that ``scripts/quickstart.sh``
+unpacks, else the ComfyUI this pack is installed in (``ComfyUI/custom_nodes/<pack>``). ``args.cpu`` has to be set
+before ``comfy.model_management`` is first imported (its device probe runs at import), as ComfyUI's own
+``tests-unit`` do; set ``VP_TEST_GPU=1`` to let ComfyUI pick the accelerator instead.
+
+The pack is registered under the name ``videopainter`` without running its root ``__init__`` (that one only builds
+the extension), so tests write ``from videopainter.vp_core import text`` and ``from videopainter.nodes import text``
+and the pack's relative imports resolve as they do inside ComfyUI.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import types
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = "videopainter"
+
+
+def _comfy_dir() -> Path:
+    candidates = [os.environ.get("VP_COMFYUI_DIR"), REPO / ".comfyui" / "ComfyUI", REPO.parent.parent]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "comfy" / "model_management.py").is_file():
+            return Path(candidate)
+    raise RuntimeError(
+        f"ComfyUI not found (tried {[str(c) for c in candidates if c]}); "
+        "run `bash scripts/quickstart.sh --install-only` or set VP_COMFYUI_DIR"
+    )
+
+
+def _setup_comfy() -> None:
+    if "comfy.model_management" not in sys.modules:
+        try:
+            import comfy.cli_args  # noqa: F401  (already importable: running inside a ComfyUI checkout)
+        except ImportError:
+            sys.path.insert(0, str(_comfy_dir()))
+        from comfy.cli_args import args
+
+        if os.environ.get("VP_TEST_GPU") != "1":
+            args.cpu = True
+
+
+def _register_package() -> None:
+    if PACKAGE not in sys.modules:
+        package = types.ModuleType(PACKAGE)
+        package.__path__ = [str(REPO)]
+        package.__file__ = str(REPO / "__init__.py")
+        sys.modules[PACKAGE] = package
+
+
+_setup_comfy()
+_register_package()

@@ -40,8 +40,9 @@ Without --server the pinned ComfyUI host (.comfyui/ComfyUI, see scripts/quicksta
 EPILOG = """\
 examples:
   %(prog)s workflows/api/window_plan.json --set window_plan.total_frames=97
-  %(prog)s workflows/api/videopainter_inpaint.json --input clip.mp4=my_clip.mp4 \\
-      --set prompt.text="a red vintage car" --output-dir output/car
+  %(prog)s workflows/api/videopainter_inpaint.json \\
+      --input vp_sample.mp4=my_clip.mp4 --input vp_sample_mask.mp4=my_mask.mp4 \\
+      --set prompt.value="a red vintage car" --set seed.value=7 --output-dir output/car
 
 exit codes: 0 success, 1 node or server failure, 2 usage or validation error, 130 interrupted (Ctrl-C)
 """

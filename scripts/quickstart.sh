@@ -96,9 +96,13 @@ MODELS="$REPO/models"
 BASE_MODEL="$MODELS/videopainter/CogVideoX-5b-I2V"
 step "model weights"
 # Real weights: the CogVideoX-5B-I2V transformer alone is ~11 GB; the tiny demo weights are a few MB.
+DEMO_SETS=()
 if [[ -d "$BASE_MODEL" ]] && find "$BASE_MODEL" -name '*.safetensors' -size +500M -print -quit | grep -q .; then
   echo "using REAL weights from $MODELS"
 else
+  # The tiny demo model works at 80x96 px, 17-frame windows and 16 text tokens (the real one: 720x480, 49, 226).
+  DEMO_SETS=(--set encode.width=80 --set encode.height=96 --set sampler.window_frames=17 --set sampler.steps=4
+             --set text_encode.max_text_tokens=16)
   if [[ -f scripts/make_demo_models.py ]]; then
     echo "real weights not found: using TINY RANDOM DEMO WEIGHTS (the output is noise-like, it only proves the pipeline runs)."
   else
@@ -134,7 +138,7 @@ for wf in "${WORKFLOWS[@]}"; do
   step "running $wf headless (scripts/vp_run.py) -> output/$name/"
   "$PY" scripts/vp_run.py "$wf" \
     --input vp_sample.mp4="$INPUTS/vp_sample.mp4" --input vp_sample_mask.mp4="$INPUTS/vp_sample_mask.mp4" \
-    --models-dir "$MODELS" --output-dir "output/$name"
+    --models-dir "$MODELS" --output-dir "output/$name" ${DEMO_SETS[@]+"${DEMO_SETS[@]}"}
 done
 echo
 echo "done: results are in output/. Next: bash scripts/test.sh"

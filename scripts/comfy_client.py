@@ -368,6 +368,24 @@ def apply_overrides(prompt: Mapping[str, Any], sets: Mapping[str, Any]) -> dict[
     return out
 
 
+DEMO_SETS_DIR = REPO_ROOT / "scripts" / "demo_sets"
+
+
+def load_sets_file(path: str | os.PathLike) -> dict[str, Any]:
+    """A JSON object of overrides, ``{"NODE.INPUT": value, ...}`` (what ``--sets-file`` reads)."""
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict) or not all(isinstance(k, str) and "." in k for k in data):
+        raise ValueError(f"{path} must be a JSON object of \"NODE.INPUT\": value pairs")
+    return data
+
+
+def demo_sets(workflow: str | os.PathLike) -> dict[str, Any]:
+    """The overrides that fit a workflow to the tiny random demo weights (``scripts/demo_sets/<name>.json``):
+    the one place quickstart and the e2e tests take them from; ``{}`` when the workflow needs none."""
+    path = DEMO_SETS_DIR / f"{Path(workflow).stem}.json"
+    return load_sets_file(path) if path.exists() else {}
+
+
 def parse_set_value(text: str) -> Any:
     """``--set`` values: JSON when they parse as JSON (49, 1.5, true, "x", [1,2]), else the raw string."""
     try:

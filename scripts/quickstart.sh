@@ -96,13 +96,11 @@ MODELS="$REPO/models"
 BASE_MODEL="$MODELS/videopainter/CogVideoX-5b-I2V"
 step "model weights"
 # Real weights: the CogVideoX-5B-I2V transformer alone is ~11 GB; the tiny demo weights are a few MB.
-DEMO_SETS=()
+DEMO=0
 if [[ -d "$BASE_MODEL" ]] && find "$BASE_MODEL" -name '*.safetensors' -size +500M -print -quit | grep -q .; then
   echo "using REAL weights from $MODELS"
 else
-  # The tiny demo model works at 80x96 px, 17-frame windows and 16 text tokens (the real one: 720x480, 49, 226).
-  DEMO_SETS=(--set encode.width=80 --set encode.height=96 --set sampler.window_frames=17 --set sampler.steps=4
-             --set text_encode.max_text_tokens=16)
+  DEMO=1
   if [[ -f scripts/make_demo_models.py ]]; then
     echo "real weights not found: using TINY RANDOM DEMO WEIGHTS (the output is noise-like, it only proves the pipeline runs)."
   else
@@ -135,10 +133,17 @@ else
 fi
 for wf in "${WORKFLOWS[@]}"; do
   name="$(basename "$wf" .json)"
+  # The tiny demo model needs demo sizes (80x96 px, 17-frame windows, 16 text tokens; the real one: 720x480, 49,
+  # 226): scripts/demo_sets/<workflow>.json holds them, the one place quickstart and the e2e tests read them from.
+  DEMO_ARGS=()
+  if [[ "$DEMO" == 1 && -f "scripts/demo_sets/$name.json" ]]; then
+    DEMO_ARGS=(--sets-file "scripts/demo_sets/$name.json")
+  fi
   step "running $wf headless (scripts/vp_run.py) -> output/$name/"
+  [[ ${#DEMO_ARGS[@]} -eq 0 ]] || echo "demo weights: with the demo-size overrides in scripts/demo_sets/$name.json"
   "$PY" scripts/vp_run.py "$wf" \
     --input vp_sample.mp4="$INPUTS/vp_sample.mp4" --input vp_sample_mask.mp4="$INPUTS/vp_sample_mask.mp4" \
-    --models-dir "$MODELS" --output-dir "output/$name" ${DEMO_SETS[@]+"${DEMO_SETS[@]}"}
+    --models-dir "$MODELS" --output-dir "output/$name" ${DEMO_ARGS[@]+"${DEMO_ARGS[@]}"}
 done
 echo
 echo "done: results are in output/. Next: bash scripts/test.sh"

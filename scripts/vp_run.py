@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE",
                     help="override a widget value; NODE is a node id or its title (_meta.title); VALUE is parsed "
                          "as JSON when it is valid JSON (49, 1.5, true), else kept as a string (repeatable)")
+    ap.add_argument("--sets-file", type=Path, action="append", default=[], metavar="FILE.json",
+                    help="a JSON object of NODE.INPUT: value overrides, applied before --set (repeatable; e.g. "
+                         "scripts/demo_sets/videopainter_inpaint.json fits the workflow to the tiny demo weights)")
     ap.add_argument("--output-dir", type=Path, default=cc.REPO_ROOT / "output",
                     help="where output files are copied (default: output/ in the repo)")
     ap.add_argument("--server", metavar="URL", help="use a running ComfyUI (e.g. http://127.0.0.1:8188) "
@@ -117,7 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         prompt = cc.load_workflow(args.workflow)
         inputs = [(name, Path(path)) for name, path in parse_pairs(args.input, "--input")]
-        sets = {key: cc.parse_set_value(v) for key, v in parse_pairs(args.set, "--set")}
+        sets: dict = {}
+        for sets_file in args.sets_file:
+            sets.update(cc.load_sets_file(sets_file))
+        sets.update({key: cc.parse_set_value(v) for key, v in parse_pairs(args.set, "--set")})
         prompt = cc.apply_overrides(prompt, sets)
         for _name, path in inputs:
             if not path.is_file():

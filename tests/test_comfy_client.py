@@ -133,3 +133,26 @@ def test_model_paths_yaml_points_every_folder_at_the_models_dir(tmp_path):
     (entry,) = data.values()
     assert entry.pop("base_path") == str((tmp_path / "my models").resolve())
     assert entry == {name: name for name in ("videopainter", "diffusion_models", "vae", "loras", "text_encoders")}
+
+
+def test_demo_sets_fit_their_workflows():
+    """Every scripts/demo_sets/<name>.json names a workflows/api/<name>.json and only inputs that exist in it."""
+    files = sorted(cc.DEMO_SETS_DIR.glob("*.json"))
+    if not files:
+        pytest.skip("no demo override files")
+    for path in files:
+        workflow = REPO / "workflows" / "api" / path.name
+        assert workflow.exists(), f"{path.name} has no workflows/api/{path.name}"
+        sets = cc.demo_sets(workflow)
+        assert sets == json.loads(path.read_text()) and sets
+        cc.apply_overrides(cc.load_workflow(workflow), sets)  # raises OverrideError on a stale title or input
+    assert cc.demo_sets(REPO / "workflows" / "api" / "no_such_workflow.json") == {}
+
+
+def test_sets_file_must_be_an_object_of_node_inputs(tmp_path):
+    (tmp_path / "ok.json").write_text('{"prompt.value": "x", "3.steps": 4}')
+    assert cc.load_sets_file(tmp_path / "ok.json") == {"prompt.value": "x", "3.steps": 4}
+    for bad in ('[1]', '{"steps": 4}'):
+        (tmp_path / "bad.json").write_text(bad)
+        with pytest.raises(ValueError, match="NODE.INPUT"):
+            cc.load_sets_file(tmp_path / "bad.json")

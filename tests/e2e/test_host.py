@@ -67,7 +67,9 @@ def test_server_log_has_no_pack_import_error(server):
 @pytest.mark.parametrize("path", API_WORKFLOWS, ids=[p.stem for p in API_WORKFLOWS])
 def test_api_workflow_runs_to_completion(server, path: Path, tmp_path: Path):
     progress: list[cc.Progress] = []
-    result = cc.submit(server, cc.load_workflow(path), on_progress=progress.append, timeout=600)
+    # The session's model folders hold the tiny demo weights; scripts/demo_sets/ sizes the workflow for them.
+    prompt = cc.apply_overrides(cc.load_workflow(path), cc.demo_sets(path))
+    result = cc.submit(server, prompt, on_progress=progress.append, timeout=600)
     assert result.ok, f"{result.status}: {result.error}"
     assert result.outputs, "the workflow produced no outputs"
     assert {p.node_id for p in progress if p.kind == "executing"}, "no 'executing' message reached the client"
@@ -180,6 +182,16 @@ def test_vp_run_starts_its_own_host_and_copies_outputs(tmp_path):
     assert str(out / "window_plan_1.txt") in r.stdout
     assert "ComfyUI ready at http://127.0.0.1:" in r.stderr
     assert not list(Path(p) for p in _vp_run_temp_dirs(r.stderr) if Path(p).exists()), "temp base dir left behind"
+
+
+def test_vp_run_sets_file_then_set(server, tmp_path):
+    sets = tmp_path / "sets.json"
+    sets.write_text(json.dumps({"window_plan.total_frames": 40, "window_plan.window_frames": 17}))
+    r = vp_run(str(WINDOW_PLAN), "--server", server.url, "--sets-file", str(sets),
+               "--set", "window_plan.total_frames=97", "--output-dir", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "out" / "window_plan_1.txt").read_text()
+    assert text.startswith("fixed plan: 97 input frames -> 6 window(s) of 17 frames"), text
 
 
 def test_vp_run_node_error_exits_1_with_the_message(server, tmp_path):

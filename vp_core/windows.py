@@ -148,6 +148,12 @@ def _plan_fixed(total: int, n: int, overlap: int) -> WindowPlan:
         )
     stride = n - overlap  # a multiple of 4
     lat = latents_for_frames(n)
+    if lat % 2 == 0:
+        raise ValueError(
+            f"fixed mode needs window_frames of the form 8k+1 (17, 33, 49, ...) so a window decodes to exactly its "
+            f"frames; got {n} ({lat} latents: the VAE would widen the first latent to 4 frames). Use 'reference' mode "
+            "or another window length"
+        )
     starts = [0]
     while starts[-1] + n < total:
         nxt = starts[-1] + stride

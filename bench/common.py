@@ -1,0 +1,193 @@
+"""Shared plumbing of the benchmarks: host setup, random-weight modules, alternating timers, tables and JSON.
+
+Every benchmark builds its modules through ``vp_core.loaders.build_module`` (the production loader path, comfy.ops
+layers) from a random state dict, so what is timed is the code the nodes run, not a copy of it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RESULTS = BENCH / "results"
+FIXTURES = Path(os.environ.get("VP_CONFORMANCE_DIR", "/work/shared/conformance"))
+ATTENTION_CHOICES = ("host", "sdpa")
+
+log = logging.getLogger("bench")
+
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def setup(attention: str = "host", cpu: bool | None = None, threads: int | None = None) -> None:
+    """Make ComfyUI importable and pick its attention backend before ``comfy.model_management`` is imported.
+
+    ``host``: whatever ComfyUI selects on this machine by default (sub-quadratic attention on CPU, PyTorch SDPA on
+    NVIDIA). ``sdpa``: ``--use-pytorch-cross-attention``, i.e. ``torch.nn.functional.scaled_dot_product_attention``,
+    the kernel diffusers calls.
+    """
+    if attention not in ATTENTION_CHOICES:
+        raise ValueError(f"attention must be one of {ATTENTION_CHOICES}; got {attention!r}")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from vp_core.hostenv import ensure_comfy
+
+    if "comfy.model_management" in sys.modules and attention != "host":
+        raise RuntimeError("setup() must run before comfy.model_management is imported")
+    ensure_comfy(cpu=cpu)
+    from comfy.cli_args import args
+
+    if attention == "sdpa":
+        args.use_pytorch_cross_attention = True
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def attention_name() -> str:
+    """The function ComfyUI's ``optimized_attention`` resolved to (what vp_core's blocks call)."""
+    from comfy.ldm.modules.attention import optimized_attention
+
+    return getattr(optimized_attention, "__name__", str(optimized_attention))
+
+
+# ------------------------------------------------------------------------------------------------ modules
+def random_state_dict(cls, cfg, seed: int, dtype=None) -> dict:
+    """Random tensors for every key of ``cls(cfg)``, scaled like the conformance fixtures (set A protocol):
+    matrices N(0,1)/sqrt(fan_in), norm weights 1+0.2N, other vectors 0.1N, learned pos-emb 0.3N."""
+    import comfy.ops
+    import torch
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in cls(cfg, dtype=torch.float32, operations=comfy.ops.disable_weight_init).state_dict().items()}
+    g = torch.Generator("cpu").manual_seed(seed)
+    sd = {}
+    for key in sorted(shapes):
+        shape = shapes[key]
+        x = torch.randn(shape, generator=g, dtype=torch.float32)
+        if key.endswith("pos_embedding"):
+            x = x * 0.3
+        elif len(shape) >= 2:
+            x = x / math.sqrt(max(1, math.prod(shape[1:])))
+        elif "norm" in key and key.endswith("weight"):
+            x = 1 + 0.2 * x
+        else:
+            x = 0.1 * x
+        sd[key] = x.to(dtype) if dtype is not None else x
+    return sd
+
+
+def build_random(cls, cfg, seed: int, dtype=None, what: str = "bench module"):
+    """``cls`` built by ``vp_core.loaders.build_module`` (meta device, comfy.ops layers) from random weights."""
+    import torch
+    from vp_core import loaders
+
+    dtype = dtype or torch.float32
+    sd = random_state_dict(cls, cfg, seed)
+    return loaders.build_module(cls, cfg, sd, loaders.Precision(dtype, dtype), f"random({what})", what)
+
+
+def place(named: dict, dtype, device) -> list:
+    """Wrap each module in a ``ModelPatcher`` (as the loaders do) and let ComfyUI's memory manager place them on
+    ``device``; returns the patchers (keep them alive while the modules are used)."""
+    import comfy.model_management
+    from vp_core import loaders
+
+    precision = loaders.Precision(dtype, dtype)
+    patchers = [loaders.patcher_for(name, module, precision, load_device=device) for name, module in named.items()]
+    comfy.model_management.load_models_gpu(patchers)
+    return patchers
+
+
+# ------------------------------------------------------------------------------------------------- timing
+def _sync(device) -> None:
+    import torch
+
+    if device is not None and getattr(device, "type", str(device)) == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def alternate(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1, device=None) -> dict[str, list[float]]:
+    """Time each callable ``repeats`` times, interleaved (A B C, B C A, C A B, ...) so that drift in clock speed,
+    cache state or background load falls on all of them alike. Returns seconds per call, per name."""
+    names = list(fns)
+    for _ in range(warmup):
+        for n in names:
+            fns[n]()
+    _sync(device)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(repeats):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for n in order:
+            _sync(device)
+            t0 = time.perf_counter()
+            fns[n]()
+            _sync(device)
+            times[n].append(time.perf_counter() - t0)
+    return times
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def spread(xs: list[float]) -> float:
+    """Half the inter-quartile range relative to the median: a rough +- for the tables."""
+    if len(xs) < 4:
+        return (max(xs) - min(xs)) / 2 / statistics.median(xs)
+    q = statistics.quantiles(xs, n=4)
+    return (q[2] - q[0]) / 2 / statistics.median(xs)
+
+
+# ---------------------------------------------------------------------------------------------- reporting
+def machine() -> dict:
+    import psutil
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "gpu": gpu,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(terse=True),
+    }
+
+
+def verdict(value: float, target: float) -> str:
+    return "PASS" if value <= target else "MISS"
+
+
+def table(headers: list[str], rows: list[list[object]]) -> str:
+    cells = [[str(h) for h in headers]] + [[_fmt(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
+    out = [line(cells[0]), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in cells[1:]]
+    return "\n".join(out)
+
+
+def _fmt(c: object) -> str:
+    if isinstance(c, float):
+        return f"{c:.4g}" if abs(c) < 1e4 else f"{c:.3e}"
+    return str(c)
+
+
+def write_json(name: str, data: dict, out_dir: Path | None = None) -> Path:
+    out_dir = out_dir or RESULTS
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
+    data = dict(data, machine=machine(), written=time.strftime("%Y-%m-%dT%H:%M:%S%z"), command=" ".join(sys.argv))
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return path

@@ -12,9 +12,9 @@ import comfy_client as cc
 
 REPO = Path(__file__).resolve().parents[2]
 INPAINT = REPO / "workflows" / "api" / "videopainter_inpaint.json"
-# The tiny demo model: 80x96 px, 17-frame windows, 16 text tokens (the real one: 720x480, 49, 226).
-DEMO = {"encode.width": 80, "encode.height": 96, "sampler.window_frames": 17, "sampler.steps": 2,
-        "text_encode.max_text_tokens": 16}
+# The tiny demo model: 80x96 px, 17-frame windows, 16 text tokens (the real one: 720x480, 49, 226); the sizes come
+# from scripts/demo_sets/, shared with quickstart and test_host (same prompt, so ComfyUI's cache is reused).
+DEMO = cc.demo_sets(INPAINT)
 
 
 def _frames(path: Path) -> int:
@@ -36,7 +36,7 @@ def test_inpaint_workflow_keeps_every_frame(server, inpaint_prompt, tmp_path):
     # the sample clip has 49 frames at 8 fps; fixed mode returns as many frames as it was given
     assert _frames(files[0]) == 49
     bars = [p for p in progress if p.kind == "progress" and p.node_id == "16"]
-    assert bars and bars[-1].value == bars[-1].max == 3 * 2  # windows at frames 0, 16, 32 (17 frames, overlap 1) x 2 steps
+    assert bars and bars[-1].value == bars[-1].max == 3 * DEMO["sampler.steps"]  # windows at frames 0, 16, 32 (17 frames, overlap 1)
 
 
 def test_mask_frame_count_error_reaches_the_user(server, inpaint_prompt):

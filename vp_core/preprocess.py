@@ -157,7 +157,8 @@ def prepare_inpaint(
     Steps, in the reference's order: frame-rate sampling (every ``int(source_fps // target_fps)``-th frame, §9 item 20),
     optional centre crop to the working aspect, mask binarisation at ``threshold``, then ``reference_inputs``
     (masked video, dilation at source resolution, first frame, ``first_frame_gt``). Without a ``first_frame`` the
-    ground-truth frame 0 is the I2V image.
+    ground-truth frame 0 is the I2V image; with ``first_frame_gt`` it is also the (fully known) frame 0 of the
+    video, without it frame 0 keeps its hole (use this for the later parts of a clip done in parts).
     """
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"video: expected an IMAGE batch [frames, height, width, 3]; got shape {tuple(frames.shape)}")
@@ -202,6 +203,12 @@ def prepare_inpaint(
         if ff.shape != video.shape[1:]:
             log.warning("first_frame is %dx%d, the video %dx%d: resizing it (Lanczos)", ff.shape[1], ff.shape[0], video.shape[2], video.shape[1])
             ff = _resize_image(ff, video.shape[1], video.shape[2])
-    pipe = reference_inputs(video, hole, ff if ff is not None else video[0], dilate_size, first_frame_gt)
+    if ff is None and not first_frame_gt:
+        # No first frame and frame 0 not known: frame 0 keeps its hole like every other frame (a continued part of
+        # a longer clip); the original frame is the I2V image should this run start from scratch.
+        pipe = reference_inputs(video, hole, None, dilate_size, False)
+        pipe = PipelineInputs(pipe.video, pipe.masks, video[0])
+    else:
+        pipe = reference_inputs(video, hole, ff if ff is not None else video[0], dilate_size, first_frame_gt)
     fps = source_fps / step if source_fps > 0 else 0.0
     return InpaintInput(pipe, video, hole, height, width, fps)

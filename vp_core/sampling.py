@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
@@ -140,7 +140,8 @@ class Sampler:
             img = preprocess.image(c.image, c.height, c.width)[:, :, None]
             image_latents = vae.encode(img, self.generator, s.vae_tiling, self.dtype)
         else:
-            image_latents = prev_latents[:, win.cond_latent_index:win.cond_latent_index + 1]
+            idx = win.cond_latent_index if win.cond_latent_index is not None else self.plan.continue_cond_index
+            image_latents = prev_latents[:, idx:idx + 1]
         L = self.plan.latents_per_window
         pad = torch.zeros(1, L - 1, *image_latents.shape[2:], dtype=self.dtype, device=image_latents.device)
         image_latents = torch.cat([image_latents.to(self.dtype), pad.to(image_latents.device)], 1).to(self.device)
@@ -162,8 +163,8 @@ class Sampler:
         frac = step / max(len(self.timesteps), 1)
         return self.branch is not None and self.s.branch_strength != 0 and self.s.branch_start <= frac <= self.s.branch_end
 
-    def denoise_window(self, win: Window, w: dict, state: IDState | None, last: bool, done: int, total: int):
-        """Run every step of one window; returns (final latents, ID state for the next window or None)."""
+    def denoise_window(self, win: Window, w: dict, state: IDState | None, capture_state: bool, done: int, total: int):
+        """Run every step of one window; returns (final latents, captured block outputs or None)."""
         s = self.s
         mask1 = w["mask"]
         batch = 2 if self.do_cfg else 1
@@ -174,8 +175,10 @@ class Sampler:
         branch_cond = torch.cat([w["masked"].repeat(batch, 1, 1, 1, 1), mask_b], 2)
         image = w["image"].repeat(batch, 1, 1, 1, 1)
         latents, old_x0 = w["latents"], None
-        prev_mask = None if state is None else state.token_mask.to(self.device)
-        new_state = None
+        prev = state.hidden if state is not None and state.hidden else None
+        uses_prev = prev is not None and s.prev_clip_weight > 0
+        prev_mask = state.token_mask.to(self.device) if uses_prev else None
+        captured = None
         n = len(self.timesteps)
         for i, t in enumerate(self.timesteps):
             if self.interrupt is not None:
@@ -193,11 +196,11 @@ class Sampler:
             if self.m.id_resample:
                 # REPRODUCE (§4.2 item 4): the reference overwrites its "previous mask" with the mask every call
                 # returns, so step 0 reads the previous window's mask and later steps the window's own.
-                r = prev_mask if (state is not None and i == 0) else hole
-                idr = IDResample(r, s.prev_clip_weight, state.hidden if state else None, state.token_index if state else None)
+                r = prev_mask if (uses_prev and i == 0) else hole
+                idr = IDResample(r, s.prev_clip_weight, prev, state.token_index if prev is not None else None)
                 idr.check()
             capture = None
-            if i == n - 1 and self.m.id_resample and not last:
+            if i == n - 1 and self.m.id_resample and capture_state:
                 capture = Capture(self._keep_index(win, hole))
             v = self.transformer(torch.cat([z, image], 2), context, timestep, self.rope, injection, idr, capture)
             v = v.float()
@@ -210,10 +213,10 @@ class Sampler:
             if s.replace_gt:
                 latents = self._replace_gt(latents, w, i)
             if capture is not None:
-                new_state = IDState(capture.hidden, capture.token_index, hole, latents, win.index)
+                captured = (capture, hole)
             if self.on_step is not None:
                 self.on_step(StepInfo(win.index, i, done + i + 1, total, latents))
-        return latents, new_state
+        return latents, captured
 
     def _keep_index(self, win: Window, hole: Tensor) -> Tensor:
         """Token positions the next window may read: this window's holes plus the next window's (or all)."""
@@ -241,29 +244,56 @@ class Sampler:
         return (1 - m) * target + m * latents
 
     # ------------------------------------------------------------------------------------------------- run
-    def run(self, state: IDState | None = None, start_window: int = 0) -> SampleResult:
+    def run(self, state: IDState | None = None, capture_final: bool = False, reset_windows: tuple[int, ...] = ()) -> SampleResult:
+        """All windows of the plan.
+
+        Parameters:
+            state: continue after an earlier run (chained clips, resume): its final latents give the first window's
+                I2V latent, its block outputs the ID-resample pool, its generator state the random draws.
+            capture_final: also return the state after the last window (to chain or save it).
+            reset_windows: windows (0-based, this plan) where the ID pool is dropped (scene cut): that window
+                uses its own holes, as window 0 does; the I2V latent still comes from the previous window.
+        """
         plan, m = self.plan, self.m
-        comfy.model_management.load_models_gpu([m.backbone] + ([m.branch] if m.branch is not None else []))
         if state is not None and state.rng_state is not None:
             self.generator.set_state(state.rng_state)
+        offset = state.window_index + 1 if state is not None else 0
         total = len(plan.windows) * len(self.timesteps)
         acc = torch.zeros(1, plan.merged_latents, self.cfg.latent_channels, self.lat_h, self.lat_w, dtype=self.dtype)
         counts = torch.zeros(plan.merged_latents)
-        prev_latents = None if state is None else state.prev_latents
-        for win in plan.windows[start_window:]:
+        prev_latents = None if state is None else state.prev_latents.to(self.device)
+        for win in plan.windows:
             w = self.prepare_window(win, prev_latents)
             comfy.model_management.load_models_gpu([m.backbone] + ([m.branch] if m.branch is not None else []))
-            last = win.index == len(plan.windows) - 1
-            done = win.index * len(self.timesteps)
-            latents, new_state = self.denoise_window(win, w, state, last, done, total)
-            if new_state is not None:
-                new_state.rng_state = self.generator.get_state()
-            state, prev_latents = new_state, latents
+            if win.index in reset_windows and state is not None:
+                state = replace(state, hidden=[], token_index=state.token_index[:0])
+            keep = win.index < len(plan.windows) - 1 or capture_final
+            latents, captured = self.denoise_window(win, w, state, keep, win.index * len(self.timesteps), total)
+            state = None
+            if keep:
+                cap, hole = captured if captured is not None else (None, torch.zeros(0, dtype=torch.bool))
+                state = IDState(
+                    cap.hidden if cap else [], cap.token_index if cap else torch.zeros(0, dtype=torch.long), hole,
+                    latents, offset + win.index, self.generator.get_state(),
+                )
+            prev_latents = latents
             o = win.latent_offset
             acc[:, o:o + latents.shape[1]] += latents.cpu()
             counts[o:o + latents.shape[1]] += 1
         acc = acc / counts.clamp(min=1)[None, :, None, None, None].to(acc.dtype)
-        return SampleResult(acc, plan, state)
+        return SampleResult(acc, plan, state.to("cpu") if state is not None and capture_final else None)
+
+
+def join_latents(first: Tensor, second: Tensor, overlap: int) -> Tensor:
+    """Merge the latents of two chained runs ``[B, F, C, h, w]`` the way one run merges its windows: the
+    ``overlap`` latents they share are averaged. Exact when each shared latent belongs to one window of each run
+    (always, unless a window overlaps its neighbour by more than half its latents)."""
+    if overlap <= 0:
+        return torch.cat([first, second], 1)
+    if overlap > min(first.shape[1], second.shape[1]):
+        raise ValueError(f"cannot join: {overlap} shared latents but the parts have {first.shape[1]} and {second.shape[1]}")
+    shared = (first[:, -overlap:] + second[:, :overlap]) / 2
+    return torch.cat([first[:, :-overlap], shared, second[:, overlap:]], 1)
 
 
 def decode(vae: VideoVAE, latents: Tensor, tiling: bool, frames: int | None = None,
@@ -287,7 +317,8 @@ def decode(vae: VideoVAE, latents: Tensor, tiling: bool, frames: int | None = No
 
 def run_inpaint(model, vae: VideoVAE, job: "preprocess.InpaintInput", positive: Tensor, negative: Tensor | None,
                 settings: SamplerSettings, plan: WindowPlan, on_step: Callable[[StepInfo], None] | None = None,
-                interrupt: Callable[[], None] | None = None, id_state: IDState | None = None) -> SampleResult:
+                interrupt: Callable[[], None] | None = None, id_state: IDState | None = None,
+                capture_final: bool = True, reset_windows: tuple[int, ...] = ()) -> SampleResult:
     """The sampler node's one call: read what is attached to the MODEL, then run all windows."""
     from . import attach
 
@@ -312,4 +343,4 @@ def run_inpaint(model, vae: VideoVAE, job: "preprocess.InpaintInput", positive: 
     sched = model.get_attachment(attach.SCHEDULER_KEY) or dict(DEFAULT_SCHEDULER)
     models = Models(model, branch, vae, sched, attach.has_id_lora(model))
     cond = InpaintConditioning(job.pipeline.video, job.pipeline.masks, job.pipeline.image, positive, negative, job.height, job.width)
-    return Sampler(models, cond, plan, s, on_step=on_step, interrupt=interrupt).run(id_state)
+    return Sampler(models, cond, plan, s, on_step=on_step, interrupt=interrupt).run(id_state, capture_final, reset_windows)

@@ -66,6 +66,17 @@ class WindowPlan:
         return TEMPORAL_FACTOR * (n - 1) + 1 if n % 2 == 1 else TEMPORAL_FACTOR * n
 
     @property
+    def continue_cond_index(self) -> int:
+        """Latent of the previous window that conditions this plan's first window when a run continues another
+        (chained parts, resume): the same step as between the plan's own windows, ``L - 1 - o``."""
+        return self.latents_per_window - 1 - self.overlap_frames // TEMPORAL_FACTOR
+
+    @property
+    def shared_latents(self) -> int:
+        """Latents a continuing run shares with the run before it (averaged when the two are joined)."""
+        return self.overlap_frames // TEMPORAL_FACTOR + 1
+
+    @property
     def output_frames(self) -> int:
         """Frames the user gets back (padding trimmed in ``fixed`` mode)."""
         return self.decoded_frames - self.padded_frames

@@ -1,9 +1,13 @@
-"""Utility nodes: window-plan preview."""
+"""Utility nodes: window-plan preview, mask check."""
 from __future__ import annotations
+
+import logging
 
 from comfy_api.latest import io, ui
 
-from ..vp_core import windows
+from ..vp_core import masks, windows
+
+log = logging.getLogger(__name__)
 
 WINDOW_FRAMES_TOOLTIP = "Frames per window (4k+1). 49 for CogVideoX-5B-I2V."
 OVERLAP_TOOLTIP = (
@@ -50,4 +54,40 @@ class VideoPainterWindowPlan(io.ComfyNode):
         return io.NodeOutput(text, ui=ui.PreviewText(text))
 
 
-NODES = [VideoPainterWindowPlan]
+class VideoPainterMaskCheck(io.ComfyNode):
+    """Checks a mask before inpainting and passes it through unchanged. Warns (log and on the node) when a frame's
+    mask is empty (nothing to fill), full (no context kept) or tiny (a hole below min_fraction of the frame may be
+    missed by the model's 8x latent / 2x2 token grid). The report lists the hole pixels of every frame."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="VideoPainterMaskCheck",
+            display_name="VideoPainter Mask Check",
+            category="videopainter/utils",
+            description=cls.__doc__,
+            inputs=[
+                io.Mask.Input("mask", tooltip="Region to fill (1 = fill), one mask per frame or one for all frames."),
+                io.Float.Input("threshold", default=0.5, min=0.0, max=1.0, step=0.01, optional=True,
+                               tooltip="Mask values above this count as hole (the Encode node's threshold)."),
+                io.Float.Input("min_fraction", default=masks.DEFAULT_MIN_FRACTION, min=0.0, max=1.0, step=0.0001,
+                               optional=True,
+                               tooltip="Holes smaller than this share of the frame are reported as tiny (0.001 = 0.1%)."),
+            ],
+            outputs=[
+                io.Mask.Output("mask_out", display_name="mask", tooltip="The input mask, unchanged."),
+                io.String.Output("report", tooltip="Per-frame hole sizes and warnings."),
+            ],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, mask, threshold: float = 0.5, min_fraction: float = masks.DEFAULT_MIN_FRACTION) -> io.NodeOutput:
+        report = masks.mask_report(mask, threshold, min_fraction)
+        for warning in report.warnings():
+            log.warning("VideoPainter Mask Check: %s", warning)
+        text = report.summary()
+        return io.NodeOutput(mask, text, ui=ui.PreviewText(text))
+
+
+NODES = [VideoPainterWindowPlan, VideoPainterMaskCheck]

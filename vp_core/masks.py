@@ -1,0 +1,105 @@
+"""Mask checks: per-frame hole sizes and the masks that will not inpaint what the user expects.
+
+A frame's hole is every pixel above ``threshold`` (the same binarisation as the encode step). Three cases are
+flagged:
+
+* empty: no hole pixel, so nothing is filled in that frame;
+* full: every pixel is a hole, so nothing of the frame is kept as context;
+* tiny: a hole smaller than ``min_fraction`` of the frame. The model sees masks on the 8x VAE latent grid and its
+  transformer on 2x2 latent patches (one token = 16x16 px at the model's size), so a hole of a few hundred pixels
+  (0.1% of 720x480 is 346 px, about one token) may be missed or blurred away.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+DEFAULT_MIN_FRACTION = 0.001
+TOKEN_PX = 16  # 8x VAE downsampling x 2x2 patches
+
+
+@dataclass(frozen=True)
+class MaskReport:
+    """Hole pixels per frame and the frames flagged empty / full / tiny (0-based indices)."""
+
+    height: int
+    width: int
+    threshold: float
+    min_fraction: float
+    hole_pixels: tuple[int, ...]
+    empty: tuple[int, ...]
+    full: tuple[int, ...]
+    tiny: tuple[int, ...]
+
+    @property
+    def frames(self) -> int:
+        return len(self.hole_pixels)
+
+    @property
+    def frame_pixels(self) -> int:
+        return self.height * self.width
+
+    def warnings(self) -> list[str]:
+        """One line per problem, naming the frames; [] for a usable mask."""
+        n, out = self.frames, []
+        if self.empty:
+            what = "every frame" if len(self.empty) == n else f"{len(self.empty)} of {n} frame(s): {format_frames(self.empty)}"
+            out.append(f"empty mask (no hole: nothing to fill) in {what}")
+        if self.full:
+            what = "every frame" if len(self.full) == n else f"{len(self.full)} of {n} frame(s): {format_frames(self.full)}"
+            out.append(f"full mask (everything masked: no context is kept) in {what}")
+        if self.tiny:
+            smallest = min(self.hole_pixels[i] for i in self.tiny)
+            out.append(
+                f"tiny hole (below {self.min_fraction:.3%} of the frame, smallest {smallest} px; one model token "
+                f"covers {TOKEN_PX}x{TOKEN_PX} px, so it may be missed by the 8x latent / 2x2 token grid) in "
+                f"{len(self.tiny)} of {n} frame(s): {format_frames(self.tiny)}"
+            )
+        return out
+
+    def summary(self) -> str:
+        """Readable report: size, hole share (min / mean / max), warnings, then the hole pixels of every frame."""
+        total = self.frame_pixels
+        shares = [p / total for p in self.hole_pixels]
+        lines = [
+            f"mask check: {self.frames} frame(s) of {self.width}x{self.height}, hole = value > {self.threshold:g}",
+            f"hole share of the frame: min {min(shares):.2%}, mean {sum(shares) / len(shares):.2%}, max {max(shares):.2%}",
+        ]
+        warnings = self.warnings()
+        lines += [f"WARNING: {w}" for w in warnings] or ["OK: no empty, full or tiny masks"]
+        lines.append("hole pixels per frame: " + ", ".join(str(p) for p in self.hole_pixels))
+        return "\n".join(lines)
+
+
+def format_frames(indices: tuple[int, ...] | list[int]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2, 5, 7-8"``."""
+    parts, start, prev = [], None, None
+    for i in list(indices) + [None]:
+        if start is not None and (i is None or i != prev + 1):
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+            start = None
+        if i is not None and start is None:
+            start = i
+        prev = i
+    return ", ".join(parts)
+
+
+def mask_report(mask: Tensor, threshold: float = 0.5, min_fraction: float = DEFAULT_MIN_FRACTION) -> MaskReport:
+    """Analyse a ComfyUI ``MASK`` (``[frames, H, W]`` or ``[H, W]``, 1 = region to fill); the input is not changed."""
+    if mask.ndim == 2:
+        mask = mask[None]
+    if mask.ndim != 3 or mask.shape[0] == 0 or mask.shape[1] == 0 or mask.shape[2] == 0:
+        raise ValueError(f"mask: expected a MASK batch [frames, height, width] with at least one frame; got shape {tuple(mask.shape)}")
+    if not 0.0 <= min_fraction <= 1.0:
+        raise ValueError(f"min_fraction must be within [0, 1] (a share of the frame, 0.001 = 0.1%); got {min_fraction}")
+    counts = (mask > threshold).sum(dim=(1, 2)).to(torch.int64).tolist()
+    total = mask.shape[1] * mask.shape[2]
+    return MaskReport(
+        height=mask.shape[1], width=mask.shape[2], threshold=threshold, min_fraction=min_fraction,
+        hole_pixels=tuple(counts),
+        empty=tuple(i for i, c in enumerate(counts) if c == 0),
+        full=tuple(i for i, c in enumerate(counts) if c == total),
+        tiny=tuple(i for i, c in enumerate(counts) if 0 < c < min_fraction * total),
+    )

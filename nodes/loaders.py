@@ -57,7 +57,8 @@ class VideoPainterBranchLoader(io.ComfyNode):
             inputs=[
                 io.Combo.Input("branch_folder", options=paths.branch_folders(),
                                tooltip="e.g. VideoPainter/checkpoints/branch in models/videopainter."),
-                io.Combo.Input("weight_dtype", options=[k for k in DTYPES if not k.startswith("fp8")], default="auto"),
+                io.Combo.Input("weight_dtype", options=[k for k in DTYPES if not k.startswith("fp8")], default="auto",
+                               tooltip="Storage dtype of the branch weights. auto: ComfyUI picks (bf16 on most GPUs)."),
             ],
             outputs=[BRANCH.Output("branch")],
         )
@@ -108,8 +109,10 @@ class VideoPainterStyleLora(io.ComfyNode):
             description=cls.__doc__,
             inputs=[
                 io.Model.Input("model"),
-                io.Combo.Input("lora_name", options=paths.lora_files()),
-                io.Float.Input("strength", default=1.0, min=-4.0, max=4.0, step=0.05),
+                io.Combo.Input("lora_name", options=paths.lora_files(),
+                               tooltip="A CogVideoX-5b-I2V LoRA (.safetensors) from models/loras (diffusers/PEFT or kohya keys)."),
+                io.Float.Input("strength", default=1.0, min=-4.0, max=4.0, step=0.05,
+                               tooltip="Scale of the LoRA; changing it does not reload the backbone. Negative values invert it."),
             ],
             outputs=[io.Model.Output("model_out", display_name="MODEL")],
         )

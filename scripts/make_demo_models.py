@@ -1,6 +1,7 @@
 """Write tiny random VideoPainter checkpoints (official folder layout) for the demo run: DEMO ONLY, they produce noise.
 
-usage: python scripts/make_demo_models.py MODELS_DIR   (creates MODELS_DIR/videopainter/...)
+usage: python scripts/make_demo_models.py MODELS_DIR   (creates MODELS_DIR/videopainter/... and
+       MODELS_DIR/loras/videopainter_demo_style.safetensors, the style-LoRA workflow's demo LoRA)
 """
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     ensure_comfy(cpu=True)
-    from vp_core.tiny_checkpoints import write_tiny_checkpoints
+    from vp_core.tiny_checkpoints import STYLE_LORA_NAME, write_tiny_checkpoints, write_tiny_style_lora
 
+    if not (args.models_dir / "loras" / STYLE_LORA_NAME).is_file():
+        write_tiny_style_lora(args.models_dir)  # the style-LoRA example workflow's demo LoRA
     target = args.models_dir / "videopainter"
     if (target / "CogVideoX-5b-I2V" / "transformer").is_dir():
         print(f"demo checkpoints already in {target}")

@@ -106,3 +106,27 @@ def _write_text_encoder(base: Path, seed: int, tokenizer_dir: str | Path | None)
 
         tokenizer_dir = Path(comfy.sd.__file__).parent / "text_encoders" / "t5_tokenizer"
     shutil.copytree(tokenizer_dir, base / "tokenizer", dirs_exist_ok=True)
+
+
+STYLE_LORA_NAME = "videopainter_demo_style.safetensors"
+
+
+def write_tiny_style_lora(models_dir: str | Path, name: str = STYLE_LORA_NAME, seed: int = 1, rank: int = 4) -> Path:
+    """A tiny style LoRA for the demo backbone in the diffusers/PEFT layout published for CogVideoX-5b-I2V
+    (``transformer.transformer_blocks.N.attn1.to_q.lora_A.weight``, ..., ``ff.net.0.proj``, ``ff.net.2``; no alpha),
+    written to ``models_dir/loras/name``; returns its path."""
+    g = torch.Generator("cpu").manual_seed(seed)
+    inner = TRANSFORMER["num_attention_heads"] * TRANSFORMER["attention_head_dim"]
+    ff = 4 * inner  # CogVideoX's feed-forward width
+    shapes = {"attn1.to_q": (inner, inner), "attn1.to_k": (inner, inner), "attn1.to_v": (inner, inner),
+              "attn1.to_out.0": (inner, inner), "ff.net.0.proj": (ff, inner), "ff.net.2": (inner, ff)}  # (out, in)
+    sd = {}
+    for i in range(TRANSFORMER["num_layers"]):
+        for module, (out_f, in_f) in shapes.items():
+            p = f"transformer.transformer_blocks.{i}.{module}"
+            sd[f"{p}.lora_A.weight"] = torch.randn(rank, in_f, generator=g) / in_f ** 0.5
+            sd[f"{p}.lora_B.weight"] = 0.5 * torch.randn(out_f, rank, generator=g) / rank ** 0.5
+    path = Path(models_dir) / "loras" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(sd, str(path), metadata={"format": "pt"})
+    return path

@@ -1,7 +1,7 @@
 """Thin ComfyUI node classes, grouped by stage. Each ``execute`` validates, then calls one ``vp_core`` function."""
 from __future__ import annotations
 
-from . import decode, encode, loaders, paths, sampler, text, utils
+from . import decode, encode, id_state, loaders, paths, sampler, text, utils
 
 paths.register()
 
@@ -11,5 +11,6 @@ NODE_LIST = [
     *encode.NODES,
     *sampler.NODES,
     *decode.NODES,
+    *id_state.NODES,
     *utils.NODES,
 ]

@@ -19,6 +19,13 @@ def _embedding(conditioning, name: str):
         raise ValueError(f"{name}: expected a CONDITIONING from 'VideoPainter Text Encode'") from None
 
 
+def _windows_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.replace(" ", "").split(",") if x)
+    except ValueError:
+        raise ValueError(f"id_reset_windows: expected comma-separated window numbers like '3, 7'; got {text!r}") from None
+
+
 class VideoPainterSampler(io.ComfyNode):
     """Inpaints a clip of any length window by window (VideoPainter's any-length procedure): the branch adds the
     masked video's context, the ID-resample LoRA (if applied) carries the filled object's identity between windows.
@@ -49,7 +56,15 @@ class VideoPainterSampler(io.ComfyNode):
                 io.Float.Input("prev_clip_weight", default=0.5, min=0.0, max=2.0, step=0.05,
                                tooltip="Weight of the previous window's hole tokens in ID resampling (0.5 in the reference's ID script). Needs the ID LoRA."),
                 io.Boolean.Input("vae_tiling", default=False, tooltip="Tiled VAE (the reference's long-video mode); saves memory."),
-                ID_STATE.Input("id_state", optional=True, tooltip="Continue from a saved ID state (chained clips / resume)."),
+                io.Boolean.Input("output_id_state", default=False,
+                                 tooltip="Return the state after the last window (to chain a next part or save it). With the ID LoRA "
+                                         "it holds every block's video tokens: about 9 GB for CogVideoX-5B at 480x720 (bf16)."),
+                io.String.Input("id_reset_windows", default="",
+                                tooltip="Comma-separated windows (0-based) where the identity pool is dropped, e.g. at a scene cut: "
+                                        "that window uses its own holes like window 0; the first-frame latent still carries over."),
+                ID_STATE.Input("id_state", optional=True,
+                               tooltip="Continue from an ID state (the previous part of the clip, or a saved one). Encode this part "
+                                       "with first_frame_gt off and no first frame."),
             ],
             outputs=[io.Latent.Output("latent"), ID_STATE.Output("id_state_out", display_name="id_state")],
         )
@@ -57,7 +72,7 @@ class VideoPainterSampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, vae, inpaint, positive, negative, seed: int, steps: int, cfg: float, dynamic_cfg: bool,
                 scheduler: str, window_frames: int, overlap_frames: int, window_mode: str, prev_clip_weight: float,
-                vae_tiling: bool, id_state=None) -> io.NodeOutput:
+                vae_tiling: bool, output_id_state: bool, id_reset_windows: str, id_state=None) -> io.NodeOutput:
         plan = windows.plan_windows(inpaint.pipeline.video.shape[0], window_frames, overlap_frames, window_mode)
         settings = sampling.SamplerSettings(
             steps=steps, guidance=cfg, dynamic_cfg=dynamic_cfg, scheduler=scheduler, prev_clip_weight=prev_clip_weight,
@@ -68,10 +83,13 @@ class VideoPainterSampler(io.ComfyNode):
             model, vae, inpaint, _embedding(positive, "positive"), _embedding(negative, "negative"), settings, plan,
             on_step=lambda info: bar.update_absolute(info.done, info.total),
             interrupt=comfy.model_management.throw_exception_if_processing_interrupted, id_state=id_state,
+            capture_final=output_id_state, reset_windows=_windows_list(id_reset_windows),
         )
         latent = {
             "samples": result.latents.permute(0, 2, 1, 3, 4).contiguous(),  # ComfyUI video latent layout [B, C, T, H, W]
-            "videopainter": {"output_frames": plan.output_frames, "fps": inpaint.fps, "vae_tiling": vae_tiling},
+            "videopainter": {"output_frames": plan.output_frames, "fps": inpaint.fps, "vae_tiling": vae_tiling,
+                             "shared_latents": plan.shared_latents if id_state is not None else 0,
+                             "padded_frames": plan.padded_frames},
         }
         return io.NodeOutput(latent, result.id_state)
 

@@ -1,0 +1,101 @@
+"""ID-state nodes: save/load the state between queue runs, and join the latents of chained parts."""
+from __future__ import annotations
+
+import os
+
+import folder_paths
+from comfy_api.latest import io
+
+from ..vp_core import id_state_io, sampling
+from ..vp_core.vae import decoded_frame_count
+from .types import ID_STATE
+
+SUBFOLDER = "videopainter"
+
+
+class VideoPainterSaveIDState(io.ComfyNode):
+    """Saves an ID state (safetensors, no pickle) to output/videopainter/, so a long clip can be finished in another
+    queue run or resumed after an interrupt: copy the file to input/ and load it with 'VideoPainter Load ID State'."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="VideoPainterSaveIDState",
+            display_name="VideoPainter Save ID State",
+            category="videopainter/id_state",
+            description=cls.__doc__,
+            inputs=[ID_STATE.Input("id_state"), io.String.Input("filename_prefix", default="id_state")],
+            outputs=[],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, id_state, filename_prefix: str) -> io.NodeOutput:
+        if id_state is None:
+            raise ValueError("id_state: the sampler returned no state; turn on 'output_id_state' in the sampler")
+        out_dir, name, counter, subfolder, _ = folder_paths.get_save_image_path(
+            f"{SUBFOLDER}/{filename_prefix}", folder_paths.get_output_directory())
+        filename = f"{name}_{counter:05}_.safetensors"
+        id_state_io.save_state(id_state, os.path.join(out_dir, filename))
+        text = f"{subfolder}/{filename}: {id_state_io.describe(id_state)}"
+        return io.NodeOutput(ui={"text": [text], "id_states": [{"filename": filename, "subfolder": subfolder, "type": "output"}]})
+
+
+def _state_files() -> list[str]:
+    root = folder_paths.get_input_directory()
+    out = []
+    for dirpath, _, files in os.walk(root):
+        out += [os.path.relpath(os.path.join(dirpath, f), root) for f in files if f.endswith(".safetensors")]
+    return sorted(out)
+
+
+class VideoPainterLoadIDState(io.ComfyNode):
+    """Loads an ID state saved by 'VideoPainter Save ID State' from the input folder."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="VideoPainterLoadIDState",
+            display_name="VideoPainter Load ID State",
+            category="videopainter/id_state",
+            description=cls.__doc__,
+            inputs=[io.Combo.Input("state_file", options=_state_files(), tooltip="A .safetensors state in ComfyUI/input.")],
+            outputs=[ID_STATE.Output("id_state")],
+        )
+
+    @classmethod
+    def execute(cls, state_file: str) -> io.NodeOutput:
+        path = folder_paths.get_annotated_filepath(state_file)
+        root = os.path.abspath(folder_paths.get_input_directory())
+        if os.path.commonpath([root, os.path.abspath(path)]) != root:
+            raise ValueError(f"state_file: {state_file!r} is outside the input folder")
+        return io.NodeOutput(id_state_io.load_state(path))
+
+
+class VideoPainterJoinLatents(io.ComfyNode):
+    """Joins the latents of two chained sampler runs (the second continued from the first's ID state): the latents
+    they share are averaged exactly as one long run merges its windows, so decoding gives the same video."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="VideoPainterJoinLatents",
+            display_name="VideoPainter Join Latents",
+            category="videopainter/id_state",
+            description=cls.__doc__,
+            inputs=[io.Latent.Input("first"), io.Latent.Input("second", tooltip="The part run with the first part's id_state.")],
+            outputs=[io.Latent.Output("latent")],
+        )
+
+    @classmethod
+    def execute(cls, first, second) -> io.NodeOutput:
+        a, b = (x["samples"].permute(0, 2, 1, 3, 4) for x in (first, second))
+        info_b = second.get("videopainter", {})
+        shared = info_b.get("shared_latents", 0)
+        joined = sampling.join_latents(a, b, shared)
+        info = dict(first.get("videopainter", {}))
+        info.update(output_frames=decoded_frame_count(joined.shape[1]) - info_b.get("padded_frames", 0), shared_latents=0)
+        return io.NodeOutput({"samples": joined.permute(0, 2, 1, 3, 4).contiguous(), "videopainter": info})
+
+
+NODES = [VideoPainterSaveIDState, VideoPainterLoadIDState, VideoPainterJoinLatents]

@@ -1,0 +1,68 @@
+"""ID state through the real server: a clip done in two chained parts gives exactly the latents of one run, and a
+saved state resumes a part exactly."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import comfy_client as cc
+
+REPO = Path(__file__).resolve().parents[2]
+PARTS = REPO / "workflows" / "api" / "videopainter_long_video_parts.json"
+SINGLE = REPO / "workflows" / "api" / "videopainter_inpaint.json"
+
+
+def _latent(server, result, tmp_path: Path, node: str) -> torch.Tensor:
+    files = [f for f in cc.collect_outputs(server, result.history, tmp_path) if f.suffix == ".latent"]
+    assert len(files) == 1, files
+    return load_file(str(files[0]))["latent_tensor"]
+
+
+@pytest.fixture(scope="module")
+def parts_prompt() -> dict:
+    return cc.apply_overrides(cc.load_workflow(PARTS), cc.demo_sets(PARTS))
+
+
+def _single_prompt(parts: dict) -> dict:
+    """The one-run equivalent: the inpaint workflow's sampler, same settings as the parts, its latent saved."""
+    single = cc.apply_overrides(cc.load_workflow(SINGLE), cc.demo_sets(SINGLE))
+    for key in ("17", "18", "19", "20"):
+        del single[key]
+    single["16"]["inputs"]["steps"] = parts["16"]["inputs"]["steps"]
+    single["31"] = {"class_type": "SaveLatent", "inputs": {"samples": ["16", 0], "filename_prefix": "videopainter/single"}}
+    return single
+
+
+def test_two_parts_equal_one_run(server, parts_prompt, tmp_path):
+    parts = cc.submit(server, parts_prompt)
+    assert parts.ok, parts.error
+    joined = _latent(server, parts, tmp_path / "parts", "31")
+    single = cc.submit(server, _single_prompt(parts_prompt))
+    assert single.ok, single.error
+    one = _latent(server, single, tmp_path / "single", "31")
+    assert joined.shape == one.shape == (1, 16, 13, 12, 10)
+    assert torch.equal(joined, one)
+
+
+def test_saved_state_resumes_part_two_exactly(server, parts_prompt, tmp_path):
+    first = cc.submit(server, parts_prompt)
+    assert first.ok, first.error
+    state_files = [f for f in cc.collect_outputs(server, first.history, tmp_path / "a") if f.suffix == ".safetensors"]
+    joined = _latent(server, first, tmp_path / "b", "31")
+    assert len(state_files) == 1
+    cc.upload_input(server, "vp_state.safetensors", state_files[0])
+    # queue run 2: part 2 alone, from the saved state (as after an interrupt or in another session)
+    resumed = copy.deepcopy(parts_prompt)
+    resumed["40"] = {"class_type": "VideoPainterLoadIDState", "inputs": {"state_file": "vp_state.safetensors"}}
+    resumed["28"]["inputs"]["id_state"] = ["40", 0]
+    for key in ("16", "29", "30", "17", "19", "20"):
+        del resumed[key]
+    resumed["31"]["inputs"]["samples"] = ["28", 0]
+    result = cc.submit(server, resumed)
+    assert result.ok, result.error
+    part2 = _latent(server, result, tmp_path / "c", "31")
+    assert torch.equal(part2[:, :, 1:], joined[:, :, 9:])  # the latents after the one part 2 shares with part 1

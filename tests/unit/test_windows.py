@@ -15,8 +15,8 @@ from videopainter.vp_core import windows
 from videopainter.vp_core.windows import plan_windows
 
 # window lengths whose latent count L is odd (the real model's 49 -> 13, the tiny model's 17 -> 5) ...
-ODD_LATENT_WINDOWS = (9, 17, 25, 49)
-# ... and even (13 -> 4, 21 -> 6): the sampler node offers them (window_frames min 5, step 4)
+ODD_LATENT_WINDOWS = (9, 17, 25, 33, 49)
+# ... and even (13 -> 4, 21 -> 6): the sampler node offers them (window_frames min 5, step 4); fixed mode refuses them
 EVEN_LATENT_WINDOWS = (5, 13, 21)
 
 
@@ -116,16 +116,17 @@ def test_fixed_covers_every_frame(n: int, overlap: int):
         check_fixed(total, n, overlap)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="windows._plan_fixed assumes an odd latent count per window: for window_frames 13/21 (L = 4/6, offered "
-    "by the sampler node) a single window decodes to 4L frames (T+3 outputs for T=N) and the parity shift of the last "
-    "window can point cond_latent_index one past the previous window's latents (e.g. T=37, N=13, overlap 1 -> 4)",
-)
 @pytest.mark.parametrize("n", EVEN_LATENT_WINDOWS)
-def test_fixed_covers_every_frame_even_latent_windows(n: int):
-    for total in range(1, 301):
-        check_fixed(total, n, 1)
+def test_fixed_refuses_windows_with_an_even_latent_count(n: int):
+    """An even latent count per window cannot be frame-exact (one window alone decodes to 4L = N + 3 frames, and
+    keeping the merged count odd would need a conditioning latent past the previous window's last), so fixed mode
+    refuses it with a clear error; reference mode keeps the reference's behaviour."""
+    for total in (1, n, 3 * n):
+        with pytest.raises(ValueError) as err:
+            plan_windows(total, n, 1, "fixed")
+        assert str(err.value).startswith("fixed mode needs window_frames of the form 8k+1")
+    plan = plan_windows(n, n, 0, "reference")
+    assert plan.output_frames == 4 * plan.merged_latents == n + 3
 
 
 # ------------------------------------------------------------------------------------------------- errors
@@ -141,6 +142,7 @@ def test_fixed_covers_every_frame_even_latent_windows(n: int):
         ((48, 49, 0, "reference"), "reference mode needs at least window_frames=49 frames"),
         ((100, 49, 0, "fixed"), "fixed mode needs overlap_frames of the form 4k+1"),
         ((100, 49, 4, "fixed"), "fixed mode needs overlap_frames of the form 4k+1"),
+        ((100, 21, 1, "fixed"), "fixed mode needs window_frames of the form 8k+1"),
     ],
 )
 def test_invalid_plans_raise_value_error(args, message: str):

@@ -1,11 +1,14 @@
 """The any-length sampler node: windows x steps with one progress bar."""
 from __future__ import annotations
 
+import os
+
 import comfy.model_management
 import comfy.utils
+import folder_paths
 from comfy_api.latest import io
 
-from ..vp_core import sampling, windows
+from ..vp_core import id_state_io, sampling, windows
 from .types import ID_STATE, INPAINT, VAE
 from .utils import window_inputs
 
@@ -17,6 +20,17 @@ def _embedding(conditioning, name: str):
         return conditioning[0][0]
     except (IndexError, TypeError):
         raise ValueError(f"{name}: expected a CONDITIONING from 'VideoPainter Text Encode'") from None
+
+
+def _autosaver(name: str):
+    """Writes each checkpoint over the previous one in output/videopainter/autosave/ (None when ``name`` is empty)."""
+    name = name.strip()
+    if not name:
+        return None
+    if any(c in name for c in "/\\") or name.startswith("."):
+        raise ValueError(f"autosave_name: use a plain file name without folders; got {name!r}")
+    path = os.path.join(folder_paths.get_output_directory(), "videopainter", "autosave", f"{name}.safetensors")
+    return lambda state: id_state_io.save_state(state, path)
 
 
 def _windows_list(text: str) -> tuple[int, ...]:
@@ -56,15 +70,18 @@ class VideoPainterSampler(io.ComfyNode):
                 io.Float.Input("prev_clip_weight", default=0.5, min=0.0, max=2.0, step=0.05,
                                tooltip="Weight of the previous window's hole tokens in ID resampling (0.5 in the reference's ID script). Needs the ID LoRA."),
                 io.Boolean.Input("vae_tiling", default=False, tooltip="Tiled VAE (the reference's long-video mode); saves memory."),
-                io.Boolean.Input("output_id_state", default=False,
+                io.Boolean.Input("output_id_state", default=False, optional=True,
                                  tooltip="Return the state after the last window (to chain a next part or save it). With the ID LoRA "
                                          "it holds every block's video tokens: about 9 GB for CogVideoX-5B at 480x720 (bf16)."),
-                io.String.Input("id_reset_windows", default="",
+                io.String.Input("id_reset_windows", default="", optional=True,
                                 tooltip="Comma-separated windows (0-based) where the identity pool is dropped, e.g. at a scene cut: "
                                         "that window uses its own holes like window 0; the first-frame latent still carries over."),
+                io.String.Input("autosave_name", default="", optional=True,
+                                tooltip="If set, a checkpoint is written to output/videopainter/autosave/<name>.safetensors after every "
+                                        "window; load it with 'VideoPainter Load ID State' into id_state to resume an interrupted run exactly."),
                 ID_STATE.Input("id_state", optional=True,
-                               tooltip="Continue from an ID state (the previous part of the clip, or a saved one). Encode this part "
-                                       "with first_frame_gt off and no first frame."),
+                               tooltip="Continue from an ID state (the previous part of the clip: encode this part with first_frame_gt "
+                                       "off and no first frame), or resume from an autosave checkpoint (same clip and settings)."),
             ],
             outputs=[io.Latent.Output("latent"), ID_STATE.Output("id_state_out", display_name="id_state")],
         )
@@ -72,7 +89,8 @@ class VideoPainterSampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, vae, inpaint, positive, negative, seed: int, steps: int, cfg: float, dynamic_cfg: bool,
                 scheduler: str, window_frames: int, overlap_frames: int, window_mode: str, prev_clip_weight: float,
-                vae_tiling: bool, output_id_state: bool, id_reset_windows: str, id_state=None) -> io.NodeOutput:
+                vae_tiling: bool, output_id_state: bool = False, id_reset_windows: str = "", autosave_name: str = "",
+                id_state=None) -> io.NodeOutput:
         plan = windows.plan_windows(inpaint.pipeline.video.shape[0], window_frames, overlap_frames, window_mode)
         settings = sampling.SamplerSettings(
             steps=steps, guidance=cfg, dynamic_cfg=dynamic_cfg, scheduler=scheduler, prev_clip_weight=prev_clip_weight,
@@ -84,6 +102,7 @@ class VideoPainterSampler(io.ComfyNode):
             on_step=lambda info: bar.update_absolute(info.done, info.total),
             interrupt=comfy.model_management.throw_exception_if_processing_interrupted, id_state=id_state,
             capture_final=output_id_state, reset_windows=_windows_list(id_reset_windows),
+            on_checkpoint=_autosaver(autosave_name),
         )
         latent = {
             "samples": result.latents.permute(0, 2, 1, 3, 4).contiguous(),  # ComfyUI video latent layout [B, C, T, H, W]

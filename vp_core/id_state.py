@@ -22,6 +22,9 @@ class IDState:
         prev_latents: ``[B, L, 16, h, w]`` final latents of the window that produced the state.
         window_index: index of that window in its plan.
         rng_state: CPU generator state after that window (``torch.Generator.get_state()``), or None.
+        resume_window: set in an autosave checkpoint: the next window of the same plan to run.
+        merged: with ``resume_window``, the sum of the latents merged so far ``[B, L_total, 16, h, w]``.
+        counts: with ``resume_window``, how many windows were added at each merged latent ``[L_total]``.
     """
 
     hidden: list[Tensor]
@@ -30,6 +33,9 @@ class IDState:
     prev_latents: Tensor
     window_index: int
     rng_state: Tensor | None = None
+    resume_window: int | None = None
+    merged: Tensor | None = None
+    counts: Tensor | None = None
 
     def to(self, device: torch.device | str) -> "IDState":
         return replace(

@@ -20,7 +20,11 @@ def save_state(state: IDState, path: str | Path) -> Path:
                    prev_latents=state.prev_latents.contiguous().cpu())
     if state.rng_state is not None:
         tensors["rng_state"] = state.rng_state.cpu()
+    if state.resume_window is not None:
+        tensors.update(merged=state.merged.contiguous().cpu(), counts=state.counts.cpu())
     meta = {"format": FORMAT, "window_index": str(state.window_index), "layers": str(len(state.hidden))}
+    if state.resume_window is not None:
+        meta["resume_window"] = str(state.resume_window)
     save_file(tensors, str(path), metadata=meta)
     return path
 
@@ -38,6 +42,8 @@ def load_state(path: str | Path) -> IDState:
     return IDState(
         hidden=[t[f"hidden.{i}"] for i in range(layers)], token_index=t["token_index"], token_mask=t["token_mask"],
         prev_latents=t["prev_latents"], window_index=int(meta["window_index"]), rng_state=t.get("rng_state"),
+        resume_window=int(meta["resume_window"]) if "resume_window" in meta else None,
+        merged=t.get("merged"), counts=t.get("counts"),
     )
 
 

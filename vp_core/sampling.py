@@ -244,31 +244,47 @@ class Sampler:
         return (1 - m) * target + m * latents
 
     # ------------------------------------------------------------------------------------------------- run
-    def run(self, state: IDState | None = None, capture_final: bool = False, reset_windows: tuple[int, ...] = ()) -> SampleResult:
+    def run(self, state: IDState | None = None, capture_final: bool = False, reset_windows: tuple[int, ...] = (),
+            on_checkpoint: Callable[[IDState], None] | None = None) -> SampleResult:
         """All windows of the plan.
 
         Parameters:
-            state: continue after an earlier run (chained clips, resume): its final latents give the first window's
-                I2V latent, its block outputs the ID-resample pool, its generator state the random draws.
+            state: continue after an earlier run (chained clips): its final latents give the first window's I2V
+                latent, its block outputs the ID-resample pool, its generator state the random draws. A checkpoint
+                (``state.resume_window`` set) instead resumes this same plan at that window.
             capture_final: also return the state after the last window (to chain or save it).
             reset_windows: windows (0-based, this plan) where the ID pool is dropped (scene cut): that window
                 uses its own holes, as window 0 does; the I2V latent still comes from the previous window.
+            on_checkpoint: called after every window but the last with a checkpoint that resumes the run exactly.
         """
         plan, m = self.plan, self.m
         if state is not None and state.rng_state is not None:
             self.generator.set_state(state.rng_state)
-        offset = state.window_index + 1 if state is not None else 0
-        total = len(plan.windows) * len(self.timesteps)
         acc = torch.zeros(1, plan.merged_latents, self.cfg.latent_channels, self.lat_h, self.lat_w, dtype=self.dtype)
         counts = torch.zeros(plan.merged_latents)
+        start, offset = 0, (state.window_index + 1 if state is not None else 0)
+        if state is not None and state.resume_window is not None:
+            if state.merged is None or tuple(state.merged.shape) != tuple(acc.shape):
+                got = None if state.merged is None else tuple(state.merged.shape)
+                raise ValueError(
+                    f"id_state: this checkpoint was saved for a run with merged latents {got}, this run has "
+                    f"{tuple(acc.shape)}; resume with the same clip, size and window settings"
+                )
+            start, offset = state.resume_window, 0
+            acc, counts = state.merged.clone().to(acc.dtype), state.counts.clone()
+        total = len(plan.windows) * len(self.timesteps)
         prev_latents = None if state is None else state.prev_latents.to(self.device)
-        for win in plan.windows:
+        for win in plan.windows[start:]:
             w = self.prepare_window(win, prev_latents)
             comfy.model_management.load_models_gpu([m.backbone] + ([m.branch] if m.branch is not None else []))
             if win.index in reset_windows and state is not None:
                 state = replace(state, hidden=[], token_index=state.token_index[:0])
-            keep = win.index < len(plan.windows) - 1 or capture_final
+            last = win.index == len(plan.windows) - 1
+            keep = not last or capture_final
             latents, captured = self.denoise_window(win, w, state, keep, win.index * len(self.timesteps), total)
+            o = win.latent_offset
+            acc[:, o:o + latents.shape[1]] += latents.cpu()
+            counts[o:o + latents.shape[1]] += 1
             state = None
             if keep:
                 cap, hole = captured if captured is not None else (None, torch.zeros(0, dtype=torch.bool))
@@ -276,10 +292,9 @@ class Sampler:
                     cap.hidden if cap else [], cap.token_index if cap else torch.zeros(0, dtype=torch.long), hole,
                     latents, offset + win.index, self.generator.get_state(),
                 )
+                if on_checkpoint is not None and not last:
+                    on_checkpoint(replace(state, resume_window=win.index + 1, merged=acc.clone(), counts=counts.clone()))
             prev_latents = latents
-            o = win.latent_offset
-            acc[:, o:o + latents.shape[1]] += latents.cpu()
-            counts[o:o + latents.shape[1]] += 1
         acc = acc / counts.clamp(min=1)[None, :, None, None, None].to(acc.dtype)
         return SampleResult(acc, plan, state.to("cpu") if state is not None and capture_final else None)
 
@@ -318,7 +333,8 @@ def decode(vae: VideoVAE, latents: Tensor, tiling: bool, frames: int | None = No
 def run_inpaint(model, vae: VideoVAE, job: "preprocess.InpaintInput", positive: Tensor, negative: Tensor | None,
                 settings: SamplerSettings, plan: WindowPlan, on_step: Callable[[StepInfo], None] | None = None,
                 interrupt: Callable[[], None] | None = None, id_state: IDState | None = None,
-                capture_final: bool = True, reset_windows: tuple[int, ...] = ()) -> SampleResult:
+                capture_final: bool = True, reset_windows: tuple[int, ...] = (),
+                on_checkpoint: Callable[[IDState], None] | None = None) -> SampleResult:
     """The sampler node's one call: read what is attached to the MODEL, then run all windows."""
     from . import attach
 
@@ -343,4 +359,4 @@ def run_inpaint(model, vae: VideoVAE, job: "preprocess.InpaintInput", positive: 
     sched = model.get_attachment(attach.SCHEDULER_KEY) or dict(DEFAULT_SCHEDULER)
     models = Models(model, branch, vae, sched, attach.has_id_lora(model))
     cond = InpaintConditioning(job.pipeline.video, job.pipeline.masks, job.pipeline.image, positive, negative, job.height, job.width)
-    return Sampler(models, cond, plan, s, on_step=on_step, interrupt=interrupt).run(id_state, capture_final, reset_windows)
+    return Sampler(models, cond, plan, s, on_step=on_step, interrupt=interrupt).run(id_state, capture_final, reset_windows, on_checkpoint)

@@ -66,3 +66,42 @@ def test_saved_state_resumes_part_two_exactly(server, parts_prompt, tmp_path):
     assert result.ok, result.error
     part2 = _latent(server, result, tmp_path / "c", "31")
     assert torch.equal(part2[:, :, 1:], joined[:, :, 9:])  # the latents after the one part 2 shares with part 1
+
+
+def _latent_only(prompt: dict, steps: int) -> dict:
+    """The inpaint workflow up to the sampler, with its latent saved (decode/composite/video dropped)."""
+    out = copy.deepcopy(prompt)
+    for key in ("17", "18", "19", "20"):
+        del out[key]
+    out["16"]["inputs"]["steps"] = steps
+    out["31"] = {"class_type": "SaveLatent", "inputs": {"samples": ["16", 0], "filename_prefix": "videopainter/resume"}}
+    return out
+
+
+def test_interrupted_run_resumes_from_autosave(server, tmp_path):
+    steps = 2
+    base = _latent_only(cc.apply_overrides(cc.load_workflow(SINGLE), cc.demo_sets(SINGLE)), steps)
+    base["16"]["inputs"]["seed"] = 7  # not cached by the other tests
+    reference = cc.submit(server, base)
+    assert reference.ok, reference.error
+    want = _latent(server, reference, tmp_path / "ref", "31")
+
+    run = copy.deepcopy(base)
+    run["16"]["inputs"]["autosave_name"] = "e2e_resume"
+    run["16"]["inputs"]["steps"] = steps  # same settings; the autosave name changes the prompt, so it really runs
+
+    def on_progress(p):
+        if p.kind == "progress" and p.node_id == "16" and p.value > steps:  # window 1 has started
+            cc.interrupt(server)
+
+    interrupted = cc.submit(server, run, on_progress=on_progress)
+    assert interrupted.status == "interrupted"
+    ckpt = server.output_dir / "videopainter" / "autosave" / "e2e_resume.safetensors"
+    assert ckpt.is_file()
+    cc.upload_input(server, "e2e_resume.safetensors", ckpt)
+    resume = copy.deepcopy(base)
+    resume["40"] = {"class_type": "VideoPainterLoadIDState", "inputs": {"state_file": "e2e_resume.safetensors"}}
+    resume["16"]["inputs"]["id_state"] = ["40", 0]
+    resumed = cc.submit(server, resume)
+    assert resumed.ok, resumed.error
+    assert torch.equal(_latent(server, resumed, tmp_path / "resumed", "31"), want)

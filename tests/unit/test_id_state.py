@@ -90,3 +90,34 @@ def test_reset_drops_only_the_identity_pool(setup):
     _, reset = _run(setup, pipe.video, pipe.masks, pipe.image, reset=(1,))
     assert torch.equal(plain[0], reset[0])
     assert not torch.equal(plain[1], reset[1])
+
+
+class _Stop(Exception):
+    pass
+
+
+@torch.no_grad()
+def test_interrupted_run_resumes_from_its_checkpoint(setup, tmp_path):
+    models, pipe, inp, settings, params = setup
+    single, _ = _run(setup, pipe.video, pipe.masks, pipe.image)
+    cond = sampling.InpaintConditioning(pipe.video, pipe.masks, pipe.image, inp["prompt_embeds"], inp["negative_prompt_embeds"],
+                                        params["height"], params["width"])
+    plan = plan_windows(pipe.video.shape[0], 17, 0, "reference")
+    saved = []
+    steps = []
+
+    def interrupt():  # like ComfyUI's Cancel, raised at the first step of window 1
+        if len(steps) == STEPS:
+            raise _Stop()
+
+    def on_step(info):
+        steps.append(info)
+
+    def on_checkpoint(state):
+        saved.append(save_state(state, tmp_path / f"ckpt_{state.resume_window}.safetensors"))
+
+    with pytest.raises(_Stop):
+        sampling.Sampler(models, cond, plan, settings, on_step=on_step, interrupt=interrupt).run(on_checkpoint=on_checkpoint)
+    assert [p.name for p in saved] == ["ckpt_1.safetensors"]
+    resumed = sampling.Sampler(models, cond, plan, settings).run(load_state(saved[0]))
+    assert torch.equal(resumed.latents, single.latents)

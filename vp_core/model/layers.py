@@ -59,11 +59,11 @@ class PatchEmbed(nn.Module):
         else:
             self.pos_embedding = None
 
-    def _sincos(self, frames: int, height: int, width: int, like: Tensor) -> Tensor:
+    def _sincos(self, latent_frames: int, height: int, width: int, like: Tensor) -> Tensor:
         """The reference's on-the-fly table when the frame count differs from the checkpoint's (text rows zero)."""
         cfg, p = self.cfg, self.cfg.patch_size
         table = get_3d_sincos_pos_embed(
-            cfg.inner_dim, (width // p, height // p), frames, cfg.spatial_interpolation_scale,
+            cfg.inner_dim, (width // p, height // p), latent_frames, cfg.spatial_interpolation_scale,
             cfg.temporal_interpolation_scale, output_type="pt",
         ).flatten(0, 1)
         text = torch.zeros(cfg.max_text_seq_length, cfg.inner_dim, dtype=torch.float32)
@@ -92,7 +92,7 @@ class PatchEmbed(nn.Module):
         if (f - 1) * cfg.temporal_compression_ratio + 1 == cfg.sample_frames:
             pos = cast_buffer(self.pos_embedding, x)
         else:  # reference behaviour: other frame counts silently switch to a sin-cos table
-            pos = self._sincos((f - 1) * cfg.temporal_compression_ratio + 1, h, w, x)
+            pos = self._sincos(f, h, w, x)
         return x + pos
 
 

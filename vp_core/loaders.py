@@ -68,24 +68,30 @@ def read_json(path: Path) -> dict:
         raise CheckpointError(f"{path}: cannot read JSON ({e})") from e
 
 
-def read_model_folder(folder: Path) -> dict[str, Tensor]:
-    """The weights of a diffusers model folder: one file or the shards named in the index."""
-    index = folder / INDEX_NAME
+def read_model_folder(folder: Path, base: str = "diffusion_pytorch_model") -> dict[str, Tensor]:
+    """The weights of a diffusers/transformers model folder: ``{base}.safetensors`` or the shards named in
+    ``{base}.safetensors.index.json`` (``base`` is ``model`` for transformers' text encoders)."""
+    index, single = folder / f"{base}.safetensors.index.json", folder / f"{base}.safetensors"
     if index.is_file():
         shards = sorted(set(read_json(index).get("weight_map", {}).values()))
         if not shards:
             raise CheckpointError(f"{index}: weight_map is empty")
         sd: dict[str, Tensor] = {}
         for shard in shards:
+            if not (folder / shard).is_file():
+                raise CheckpointError(f"{folder / shard}: listed in {index.name} but missing; the download is incomplete")
             sd.update(read_safetensors(folder / shard))
         return sd
-    single = folder / WEIGHTS_NAME
     if single.is_file():
         return read_safetensors(single)
     found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-    raise CheckpointError(
-        f"{folder}: expected {WEIGHTS_NAME} or {INDEX_NAME} (diffusers layout); found {found[:8] or 'nothing'}"
-    )
+    pickles = [f for f in found if f.endswith(PICKLE_SUFFIXES)]
+    if pickles:
+        raise CheckpointError(
+            f"{folder}: only {', '.join(pickles)} (pickles, which can run code when loaded) found; this pack loads "
+            f"safetensors only: download the {single.name} files"
+        )
+    raise CheckpointError(f"{folder}: expected {single.name} or {index.name}; found {found[:8] or 'nothing'}")
 
 
 def strip_prefix(sd: dict[str, Tensor], marker: str) -> dict[str, Tensor]:

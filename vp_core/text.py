@@ -24,7 +24,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
-from safetensors.torch import load_file
 from torch import Tensor
 
 import comfy.sd
@@ -32,14 +31,13 @@ import comfy.text_encoders.pixart_t5
 import comfy.text_encoders.sd3_clip
 import comfy.utils
 
+from .loaders import read_model_folder
+
 log = logging.getLogger(__name__)
 
 MAX_TEXT_TOKENS = 226  # CogVideoX-5b-I2V transformer config: max_text_seq_length
 T5_TOKENS_KEY = "t5xxl"  # the key ComfyUI's T5-XXL tokenizers and encoders use in their token dicts
 T5_TOKENIZER_DIR = Path(comfy.text_encoders.sd3_clip.__file__).resolve().parent / "t5_tokenizer"
-WEIGHTS_NAME = "model.safetensors"
-INDEX_NAME = "model.safetensors.index.json"
-PICKLE_NAMES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 
 # transformers' T5 activation names -> ComfyUI's (comfy/text_encoders/t5.py). "gelu_new" is the tanh approximation.
 ACTIVATIONS = {"gelu_new": "gelu_pytorch_tanh", "gelu_pytorch_tanh": "gelu_pytorch_tanh", "relu": "relu"}
@@ -241,25 +239,5 @@ def _read_json(path: Path) -> dict:
 
 
 def _read_weights(te_dir: Path) -> dict[str, Tensor]:
-    """All tensors of ``text_encoder/``: the shards named by the index, or the single file. Safetensors only."""
-    index = te_dir / INDEX_NAME
-    if index.is_file():
-        files = sorted(set(_read_json(index).get("weight_map", {}).values()))
-        if not files:
-            raise ValueError(f"{index}: weight_map is empty")
-    elif (te_dir / WEIGHTS_NAME).is_file():
-        files = [WEIGHTS_NAME]
-    elif any((te_dir / name).is_file() for name in PICKLE_NAMES):
-        raise ValueError(
-            f"{te_dir}: only pytorch_model.bin (a pickle, which can run code when loaded) is there; this pack loads "
-            "safetensors only: download the model.safetensors files of the text encoder"
-        )
-    else:
-        raise ValueError(f"{te_dir}: neither {INDEX_NAME} nor {WEIGHTS_NAME} found")
-    state_dict: dict[str, Tensor] = {}
-    for name in files:
-        path = te_dir / name
-        if not name.endswith(".safetensors") or not path.is_file():
-            raise ValueError(f"{path}: listed in {INDEX_NAME} but missing or not a .safetensors file")
-        state_dict.update(load_file(str(path)))
-    return state_dict
+    """All tensors of ``text_encoder/`` (transformers' ``model.safetensors`` or its shards). Safetensors only."""
+    return read_model_folder(te_dir, "model")

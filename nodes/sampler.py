@@ -6,9 +6,10 @@ import os
 import comfy.model_management
 import comfy.utils
 import folder_paths
+import latent_preview
 from comfy_api.latest import io
 
-from ..vp_core import id_state_io, sampling, windows
+from ..vp_core import id_state_io, preview, sampling, windows
 from .types import ID_STATE, INPAINT, VAE
 from .utils import window_inputs
 
@@ -20,6 +21,14 @@ def _embedding(conditioning, name: str):
         return conditioning[0][0]
     except (IndexError, TypeError):
         raise ValueError(f"{name}: expected a CONDITIONING from 'VideoPainter Text Encode'") from None
+
+
+def _previewer(vae):
+    """ComfyUI's Latent2RGB previewer with factors measured from this VAE, unless previews are off (--preview-method)."""
+    if latent_preview.args.preview_method == latent_preview.LatentPreviewMethod.NoPreviews:
+        return None
+    factors, bias = preview.rgb_factors(vae)
+    return latent_preview.Latent2RGBPreviewer(factors.tolist(), bias.tolist())
 
 
 def _autosaver(name: str):
@@ -97,9 +106,15 @@ class VideoPainterSampler(io.ComfyNode):
             vae_tiling=vae_tiling, seed=seed,
         )
         bar = comfy.utils.ProgressBar(len(plan.windows) * steps)
+        previewer = _previewer(vae)
+
+        def on_step(info: sampling.StepInfo) -> None:
+            image = previewer.decode_latent_to_preview_image("JPEG", preview.preview_frame(info.latents)) if previewer else None
+            bar.update_absolute(info.done, info.total, image)
+
         result = sampling.run_inpaint(
             model, vae, inpaint, _embedding(positive, "positive"), _embedding(negative, "negative"), settings, plan,
-            on_step=lambda info: bar.update_absolute(info.done, info.total),
+            on_step=on_step,
             interrupt=comfy.model_management.throw_exception_if_processing_interrupted, id_state=id_state,
             capture_final=output_id_state, reset_windows=_windows_list(id_reset_windows),
             on_checkpoint=_autosaver(autosave_name),

@@ -1,0 +1,34 @@
+"""Cheap latent previews: a linear latent -> RGB map measured from the loaded VAE itself.
+
+CogVideoX has no published latent-to-RGB factors, so they are measured once per VAE: decode an all-zero latent and
+one unit latent per channel (one 2x2 frame each, a single small batch) and take the mean colour change per channel.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .vae import VideoVAE
+
+
+@torch.no_grad()
+def rgb_factors(vae: VideoVAE) -> tuple[Tensor, Tensor]:
+    """(factors ``[16, 3]``, bias ``[3]``) mapping a *scaled* latent pixel to RGB in [-1, 1]; cached on ``vae``."""
+    cached = getattr(vae, "_preview_factors", None)
+    if cached is not None:
+        return cached
+    vae.load()
+    channels = vae.model.config.latent_channels
+    z = torch.zeros(channels + 1, channels, 1, 2, 2)
+    for c in range(channels):
+        z[c + 1, c] = 1.0
+    rgb = vae.model.decode(z.to(vae.patcher.load_device, vae.dtype)).sample.float().mean(dim=(2, 3, 4)).cpu()
+    bias, factors = rgb[0], (rgb[1:] - rgb[0]) / vae.scaling_factor
+    vae._preview_factors = (factors, bias)
+    return factors, bias
+
+
+def preview_frame(latents: Tensor) -> Tensor:
+    """The middle latent frame of ``[B, F, C, h, w]`` in ComfyUI's video layout ``[1, C, 1, h, w]``."""
+    mid = latents.shape[1] // 2
+    return latents[:1, mid:mid + 1].permute(0, 2, 1, 3, 4).float().cpu()

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 import comfy_client as cc
+from test_workflows_extra import demo_prompt  # FLUX Fill's workflow runs its VideoPainter half (no tiny FLUX exists)
 
 REPO = Path(__file__).resolve().parents[2]
 VP_RUN = REPO / "scripts" / "vp_run.py"
@@ -68,7 +69,7 @@ def test_server_log_has_no_pack_import_error(server):
 def test_api_workflow_runs_to_completion(server, path: Path, tmp_path: Path):
     progress: list[cc.Progress] = []
     # The session's model folders hold the tiny demo weights; scripts/demo_sets/ sizes the workflow for them.
-    prompt = cc.apply_overrides(cc.load_workflow(path), cc.demo_sets(path))
+    prompt = demo_prompt(server, path, tmp_path)
     result = cc.submit(server, prompt, on_progress=progress.append, timeout=600)
     assert result.ok, f"{result.status}: {result.error}"
     assert result.outputs, "the workflow produced no outputs"

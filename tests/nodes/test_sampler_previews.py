@@ -5,7 +5,7 @@ import comfy.utils
 import latent_preview
 import pytest
 
-from conftest import CLIP_FPS, run
+from vp_node_helpers import CLIP_FPS, run  # not "conftest": several test dirs have one
 
 
 @pytest.mark.parametrize("method", [latent_preview.LatentPreviewMethod.Latent2RGB, latent_preview.LatentPreviewMethod.NoPreviews])

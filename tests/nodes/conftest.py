@@ -19,7 +19,7 @@ SCRIPTS = str(Path(__file__).resolve().parents[2] / "scripts")
 if SCRIPTS not in sys.path:
     sys.path.insert(0, SCRIPTS)  # make_sample_clip: the same procedural clip as the e2e tests
 
-from vp_node_helpers import CLIP_FPS, CLIP_FRAMES, SECOND_STYLE_LORA, run  # noqa: E402,F401  (CLIP_FPS, run: re-exported)
+from vp_node_helpers import CLIP_FRAMES, SECOND_STYLE_LORA, run  # noqa: E402
 
 
 @pytest.fixture(scope="session")

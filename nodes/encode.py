@@ -46,6 +46,14 @@ class VideoPainterEncode(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, width: int | None = None, height: int | None = None) -> bool | str:
+        # Explicit arguments, no **kwargs: ComfyUI then still checks the other inputs' min/max (but not these two,
+        # which size_error checks). Values that come from a link are None here and are checked when the node runs.
+        if width is None or height is None:
+            return True
+        return preprocess.size_error(width, height) or True
+
+    @classmethod
     def execute(cls, video, mask, width: int, height: int, resize_mode: str, source_fps: float, target_fps: float,
                 dilate: int, threshold: float, first_frame_gt: bool, first_frame=None) -> io.NodeOutput:
         job = preprocess.prepare_inpaint(

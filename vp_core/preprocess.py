@@ -115,6 +115,43 @@ def frames_to_float(frames: np.ndarray | Tensor) -> Tensor:
 RESIZE_MODES = ("stretch", "center_crop")
 
 
+SIZE_FACTOR = 16  # the VAE downsamples by 8 and the transformer's patches are 2x2 latents
+MIN_SIZE, MAX_SIZE = 16, 4096
+
+
+def size_error(width: int, height: int) -> str | None:
+    """Why ``width`` x ``height`` cannot be the model's working size, or ``None`` when it can."""
+    if all(MIN_SIZE <= v <= MAX_SIZE and v % SIZE_FACTOR == 0 for v in (width, height)):
+        return None
+    fix = [min(max(SIZE_FACTOR * round(v / SIZE_FACTOR), MIN_SIZE), MAX_SIZE) for v in (width, height)]
+    return (
+        f"width x height: expected multiples of {SIZE_FACTOR} between {MIN_SIZE} and {MAX_SIZE} (the VAE downsamples "
+        f"by 8, the transformer's patches are 2x2); got {width}x{height}. Use e.g. {fix[0]}x{fix[1]}; the video "
+        "itself may have any size (each window is resized to width x height)"
+    )
+
+
+def check_size(width: int, height: int) -> None:
+    error = size_error(width, height)
+    if error is not None:
+        raise ValueError(error)
+
+
+def check_finite(name: str, t: Tensor | None) -> None:
+    """NaN or infinite pixels would silently turn the whole window into NaN; refuse them up front."""
+    if t is None or not t.is_floating_point():
+        return
+    finite = torch.isfinite(t)
+    if bool(finite.all()):
+        return
+    nan = int(torch.isnan(t).sum())
+    inf = t.numel() - int(finite.sum()) - nan
+    raise ValueError(
+        f"{name}: expected finite values in [0, 1]; got {nan} NaN and {inf} infinite values (of {t.numel()}): "
+        "check the node that produced it"
+    )
+
+
 @dataclass
 class InpaintInput:
     """Output of the encode step: the pipeline's inputs at source resolution and how to process them.
@@ -133,7 +170,7 @@ class InpaintInput:
 
 
 def _resize_image(img: Tensor, height: int, width: int) -> Tensor:
-    return torch.from_numpy(np.asarray(Image.fromarray(img.numpy()).resize((width, height), Image.LANCZOS)))
+    return torch.from_numpy(np.array(Image.fromarray(img.numpy()).resize((width, height), Image.LANCZOS)))
 
 
 def _center_crop(x: Tensor, aspect: float) -> Tensor:
@@ -160,10 +197,10 @@ def prepare_inpaint(
     ground-truth frame 0 is the I2V image; with ``first_frame_gt`` it is also the (fully known) frame 0 of the
     video, without it frame 0 keeps its hole (use this for the later parts of a clip done in parts).
     """
+    if frames.ndim >= 1 and frames.shape[0] == 0:
+        raise ValueError("video: the clip has 0 frames; load a video with at least 1 frame")
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"video: expected an IMAGE batch [frames, height, width, 3]; got shape {tuple(frames.shape)}")
-    if frames.shape[0] == 0:
-        raise ValueError("video: the clip has 0 frames; load a video with at least 1 frame")
     if masks.ndim == 4 and masks.shape[-1] in (1, 3):
         masks = masks[..., 0]
     if masks.ndim == 2:
@@ -175,17 +212,18 @@ def prepare_inpaint(
             f"mask has {masks.shape[0]} frames but video has {frames.shape[0]}: give one mask per frame or a single mask"
         )
     if masks.shape[1:] != frames.shape[1:3]:
+        # Policy: no silent resize. A mask of another size usually belongs to another clip or crop, and stretching
+        # it would move the hole; the user resizes it explicitly if that is what they want.
         raise ValueError(
             f"mask is {masks.shape[2]}x{masks.shape[1]} (WxH) but video is {frames.shape[2]}x{frames.shape[1]}: "
-            "resize the mask to the video size (e.g. with a mask resize node) before this node"
+            "resize the mask to the video size before this node (e.g. Convert Mask to Image -> Upscale Image -> "
+            "Convert Image to Mask)"
         )
     for name, t in (("video", frames), ("mask", masks), ("first_frame", first_frame)):
-        if t is not None and not torch.isfinite(t).all():
-            raise ValueError(f"{name}: contains NaN or infinite values; check the node that produced it")
+        check_finite(name, t)
+    check_size(width, height)
     if resize_mode not in RESIZE_MODES:
-        raise ValueError(f"resize_mode must be one of {RESIZE_MODES}; got {resize_mode!r}")
-    if height % 16 or width % 16:
-        raise ValueError(f"width and height must be multiples of 16 (VAE x8, patch x2); got {width}x{height}")
+        raise ValueError(f"resize_mode: expected one of {', '.join(RESIZE_MODES)}; got {resize_mode!r}")
     step = int(source_fps // target_fps) if source_fps > 0 and target_fps > 0 else 1
     step = max(step, 1)
     if step > 1:
@@ -201,7 +239,10 @@ def prepare_inpaint(
     if first_frame is not None:
         ff = to_uint8(first_frame[0] if first_frame.ndim == 4 else first_frame)
         if ff.shape != video.shape[1:]:
-            log.warning("first_frame is %dx%d, the video %dx%d: resizing it (Lanczos)", ff.shape[1], ff.shape[0], video.shape[2], video.shape[1])
+            log.warning(
+                "first_frame is %dx%d (WxH) but the video is %dx%d: resizing it (Lanczos); give a first frame of the "
+                "video's size to avoid the resize", ff.shape[1], ff.shape[0], video.shape[2], video.shape[1],
+            )
             ff = _resize_image(ff, video.shape[1], video.shape[2])
     if ff is None and not first_frame_gt:
         # No first frame and frame 0 not known: frame 0 keeps its hole like every other frame (a continued part of

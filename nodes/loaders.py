@@ -147,9 +147,16 @@ class VideoPainterApplyBranch(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, start_percent: float = 0.0, end_percent: float = 1.0, **_) -> bool | str:
-        if start_percent > end_percent:
-            return f"start_percent ({start_percent}) must not exceed end_percent ({end_percent})"
+    def validate_inputs(cls, start_percent: float | None = None, end_percent: float | None = None) -> bool | str:
+        # No **kwargs: with it ComfyUI skips the min/max checks of every input (strength too). The two inputs named
+        # here lose theirs, so their range is checked below. Linked values are None here.
+        if start_percent is None or end_percent is None:
+            return True
+        if not 0.0 <= start_percent <= end_percent <= 1.0:
+            return (
+                f"start_percent, end_percent: expected 0 <= start_percent <= end_percent <= 1; got {start_percent} "
+                f"and {end_percent}"
+            )
         return True
 
     @classmethod

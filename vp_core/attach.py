@@ -46,17 +46,49 @@ def is_videopainter_model(model) -> bool:
     return inner is not None and type(inner).__name__ == "CogVideoXTransformer"
 
 
+def _model_kind(model) -> str:
+    """What a MODEL input holds, in the words a user knows: ComfyUI's model class (SD3, Flux, WAN21...)."""
+    inner = getattr(model, "model", None)
+    if inner is None:
+        return f"{type(model).__name__} (not a MODEL)"
+    if type(inner).__name__ == "ManagedModule":  # one of this pack's patchers (e.g. the branch)
+        return type(next(inner.children(), inner)).__name__
+    return type(inner).__name__
+
+
 def require_videopainter_model(model, input_name: str = "model") -> None:
     if not is_videopainter_model(model):
-        got = type(getattr(getattr(model, "model", None), "diffusion_model", getattr(model, "model", model))).__name__
         raise ValueError(
             f"{input_name}: expected the MODEL output of 'VideoPainter Backbone Loader' (CogVideoX-5B-I2V); "
-            f"got a {got} model. Connect the VideoPainter backbone here."
+            f"got a {_model_kind(model)} model. Connect the VideoPainter backbone here."
+        )
+
+
+# Fields the branch must share with the backbone: its features are added to the backbone's tokens (inner dim),
+# and it reads the same latents, patches and text embeddings.
+BRANCH_FIT_FIELDS = ("num_attention_heads", "attention_head_dim", "patch_size", "in_channels", "text_embed_dim",
+                     "max_text_seq_length")
+
+
+def check_branch_fits(model, branch) -> None:
+    """A branch made for another backbone would fail deep inside the first step with a shape error; say so here."""
+    mine = model.model.diffusion_model.cfg
+    theirs = getattr(getattr(getattr(branch, "model", None), "branch", None), "cfg", None)
+    if theirs is None:
+        raise ValueError(f"branch: expected the output of 'VideoPainter Branch Loader'; got {type(branch).__name__}")
+    diff = [f for f in BRANCH_FIT_FIELDS if getattr(mine, f) != getattr(theirs, f)]
+    if diff:
+        got = ", ".join(f"{f}={getattr(theirs, f)}" for f in diff)
+        want = ", ".join(f"{f}={getattr(mine, f)}" for f in diff)
+        raise ValueError(
+            f"branch: made for another backbone ({got}; this model has {want}). Load the VideoPainter branch that "
+            "belongs to this backbone (VideoPainter/checkpoints/branch for CogVideoX-5B-I2V)."
         )
 
 
 def attach_branch(model, branch, options: BranchOptions):
     require_videopainter_model(model)
+    check_branch_fits(model, branch)
     out = model.clone()
     out.set_additional_models(BRANCH_KEY, [branch])
     out.set_attachments(BRANCH_KEY, options)
@@ -92,6 +124,17 @@ def _without(model, source: str) -> None:
     model.patches_uuid = uuid.uuid4()
 
 
+LORA_SUFFIXES = (".lora_A.weight", ".lora_B.weight", ".lora_down.weight", ".lora_up.weight", ".lora_mid.weight",
+                 ".alpha", ".dora_scale")
+
+
+def _listing(keys: list[str], shown: int = 5) -> str:
+    """LoRA tensor names grouped by the layer they patch: ``a.to_q, b.to_k and 3 more layers``."""
+    layers = sorted({next((k[: -len(s)] for s in LORA_SUFFIXES if k.endswith(s)), k) for k in keys})
+    text = ", ".join(layers[:shown])
+    return text + (f" and {len(layers) - shown} more layers" if len(layers) > shown else "")
+
+
 def attach_lora(model, path: str, strength: float, kind: str) -> tuple[object, LoraPatches]:
     """A clone of ``model`` with the LoRA at ``path`` applied at ``strength`` (replacing an earlier copy of it)."""
     require_videopainter_model(model)
@@ -100,13 +143,13 @@ def attach_lora(model, path: str, strength: float, kind: str) -> tuple[object, L
     lora = load_lora(path, out)
     if not lora.patches:
         raise CheckpointError(
-            f"{path}: none of its {len(lora.unmatched)} tensors match a CogVideoX-5B-I2V layer "
-            f"(e.g. {', '.join(lora.unmatched[:3])}); it is a LoRA for another model"
+            f"{path}: none of its layers match a CogVideoX-5B-I2V layer (unmatched: {_listing(lora.unmatched)}); "
+            "it is a LoRA for another model (SD, SDXL, Flux...): use a LoRA trained on CogVideoX-5B-I2V"
         )
     if lora.unmatched:
         log.warning(
-            "LoRA %s: %d of its tensors match no backbone layer and are ignored, e.g. %s",
-            path, len(lora.unmatched), ", ".join(lora.unmatched[:5]),
+            "LoRA %s: %d of its tensors match no backbone layer and are ignored (unmatched: %s)",
+            path, len(lora.unmatched), _listing(lora.unmatched),
         )
     out.add_patches(lora.patches, strength)
     records = loras_of(out)

@@ -63,6 +63,7 @@ def lora_files() -> list[str]:
 
 def resolve(kind: str, name: str) -> Path:
     """Absolute path of a listed model; rejects anything not under the model folders (no path traversal)."""
+    given = name
     if kind == "loras":
         base, _, rest = name.partition("/")
         if base == "loras":
@@ -73,7 +74,7 @@ def resolve(kind: str, name: str) -> Path:
         name = rest
     rel = Path(name)
     if rel.is_absolute() or ".." in rel.parts:
-        raise ValueError(f"{name!r}: only names listed under models/{FOLDER} are accepted")
+        raise ValueError(f"{given!r}: only names listed under models/{FOLDER} are accepted (no absolute paths or '..')")
     for root in _roots():
         candidate = root / rel
         if candidate.exists():

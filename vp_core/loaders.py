@@ -48,7 +48,7 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, Tensor]:
     path = Path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise CheckpointError(
-            f"{path.name}: {path.suffix} files are pickles, which can run code when loaded; this pack loads "
+            f"{path}: {path.suffix} files are pickles, which can run code when loaded; this pack loads "
             "safetensors only. Download the .safetensors version of the weights."
         )
     if not path.is_file():
@@ -57,7 +57,8 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, Tensor]:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(
-            f"{path.name}: not a readable safetensors file ({e}); the download may be truncated or of another format"
+            f"{path}: not a readable safetensors file ({e}); the download may be truncated or of another format: "
+            "download it again"
         ) from e
 
 
@@ -91,7 +92,10 @@ def read_model_folder(folder: Path, base: str = "diffusion_pytorch_model") -> di
             f"{folder}: only {', '.join(pickles)} (pickles, which can run code when loaded) found; this pack loads "
             f"safetensors only: download the {single.name} files"
         )
-    raise CheckpointError(f"{folder}: expected {single.name} or {index.name}; found {found[:8] or 'nothing'}")
+    raise CheckpointError(
+        f"{folder}: expected {single.name} or {index.name}; found {found[:8] or 'nothing'}: the download is "
+        "incomplete or this is not a model folder"
+    )
 
 
 def strip_prefix(sd: dict[str, Tensor], marker: str) -> dict[str, Tensor]:
@@ -142,7 +146,8 @@ def check_shapes(module: nn.Module, sd: dict[str, Tensor], source: str, what: st
     missing = [k for k in expected if k not in sd]
     if missing:
         raise CheckpointError(
-            f"{source}: not a {what} checkpoint: {len(missing)} tensors missing (e.g. {', '.join(missing[:3])})"
+            f"{source}: not a complete {what} checkpoint: {len(missing)} tensor(s) missing (e.g. "
+            f"{', '.join(missing[:3])}); the file is incomplete or belongs to another model: download it again"
         )
     wrong = [(k, tuple(sd[k].shape), tuple(v.shape)) for k, v in expected.items() if sd[k].shape != v.shape]
     if wrong:

@@ -18,7 +18,10 @@ Two modes:
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
 
 TEMPORAL_FACTOR = 4  # CogVideoX VAE: 4 frames per latent after the causal first frame
 MODES = ("fixed", "reference")
@@ -124,8 +127,29 @@ def plan_windows(total_frames: int, window_frames: int = 49, overlap_frames: int
     if total_frames < 1:
         raise ValueError(f"the video has {total_frames} frames; at least 1 is needed")
     if mode == "reference":
-        return _plan_reference(total_frames, window_frames, overlap_frames)
-    return _plan_fixed(total_frames, window_frames, overlap_frames)
+        plan = _plan_reference(total_frames, window_frames, overlap_frames)
+    else:
+        plan = _plan_fixed(total_frames, window_frames, overlap_frames)
+    _log_adjustments(plan)
+    return plan
+
+
+def _log_adjustments(plan: WindowPlan) -> None:
+    """Every change to the clip's length is logged: dropped frames as a warning (they are missing from the output),
+    padding as info (it is trimmed again)."""
+    if plan.dropped_frames:
+        log.warning(
+            "%s mode: the last %d of %d frames come after the last full window (%d frames, overlap %d) and are "
+            "dropped, as the reference does: %d output frames. Use window_mode 'fixed' to keep every frame.",
+            plan.mode, plan.dropped_frames, plan.total_frames, plan.window_frames, plan.overlap_frames,
+            plan.output_frames,
+        )
+    if plan.padded_frames:
+        log.info(
+            "%s mode: %d frames padded with %d repeats of the last frame to fill %d window(s) of %d; the padding is "
+            "trimmed from the output (%d frames)", plan.mode, plan.total_frames, plan.padded_frames,
+            len(plan.windows), plan.window_frames, plan.output_frames,
+        )
 
 
 def _plan_reference(total: int, n: int, overlap: int) -> WindowPlan:

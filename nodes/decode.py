@@ -5,6 +5,7 @@ import comfy.model_management
 from comfy_api.latest import io
 
 from ..vp_core import composite, sampling
+from .memory import DECODE_REMEDY, call_releasing_memory
 from .types import VAE
 
 
@@ -30,8 +31,11 @@ class VideoPainterDecode(io.ComfyNode):
     def execute(cls, vae, latent, tiling: bool) -> io.NodeOutput:
         info = latent.get("videopainter", {})
         samples = latent["samples"].permute(0, 2, 1, 3, 4)
-        frames = sampling.decode(vae, samples, tiling, info.get("output_frames"),
-                                 comfy.model_management.throw_exception_if_processing_interrupted)
+        frames = call_releasing_memory(
+            lambda: sampling.decode(vae, samples, tiling, info.get("output_frames"),
+                                    comfy.model_management.throw_exception_if_processing_interrupted),
+            "decoding", DECODE_REMEDY if not tiling else "start ComfyUI with --lowvram",
+        )
         return io.NodeOutput(frames)
 
 

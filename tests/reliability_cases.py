@@ -1,0 +1,196 @@
+"""The reliability matrix of issue #9 as data: each bad input, what the user gets, and the exact message.
+
+The tests (``tests/e2e/test_reliability.py`` through the real server, ``tests/nodes/test_reliability_nodes.py``
+with ``execute`` called directly) assert these messages verbatim, and ``tests/e2e/README.md`` shows them as a
+table that a test keeps identical to :func:`readme_table`. After changing a message here, regenerate the table:
+
+    .venv/bin/python tests/reliability_cases.py      # rewrites the table in tests/e2e/README.md
+
+``{models}`` stands for the server's model folder (``<models>`` in the README).
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+README = Path(__file__).resolve().parent / "e2e" / "README.md"
+BEGIN, END = "<!-- reliability-table:begin -->", "<!-- reliability-table:end -->"
+
+SAMPLER_OOM_DETAIL = "CUDA out of memory. Tried to allocate 20.00 GiB"
+DECODE_OOM_DETAIL = "CUDA out of memory. Tried to allocate 4.00 GiB"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One case of the matrix.
+
+    Parameters:
+        key: how the tests look the row up.
+        case: the issue's case number (1-15, or "+" for the extra checks).
+        what: the input, in a few words.
+        outcome: "error" (the node fails, the prompt stops), "refused (HTTP 400)" (the graph fails validation
+            before anything runs), "warning" (logged, the prompt completes) or "completes".
+        message: the exact user-facing text; empty when there is none (a plain completion).
+        where: "e2e" (through the server) or "node" (``execute`` called directly, where the server cannot be made
+            to produce the input).
+    """
+
+    key: str
+    case: str
+    what: str
+    outcome: str
+    message: str = ""
+    where: str = "e2e"
+
+    def text(self, models: str | Path = "{models}") -> str:
+        return self.message.replace("{models}", str(models))
+
+
+ROWS: tuple[Row, ...] = (
+    Row("mask_frames", "1", "mask with 40 frames, video with 17", "error",
+        "mask has 40 frames but video has 17: give one mask per frame or a single mask"),
+    Row("mask_single", "1", "one mask for a 17-frame video", "completes (the mask is used for every frame; 17 frames out)"),
+    Row("mask_size", "2", "mask 48x40, video 96x80 (policy: no silent resize)", "error",
+        "mask is 48x40 (WxH) but video is 96x80: resize the mask to the video size before this node "
+        "(e.g. Convert Mask to Image -> Upscale Image -> Convert Image to Mask)"),
+    Row("mask_empty", "3", "empty mask (SolidMask 0)", "warning, completes",
+        "the mask is empty: there is nothing to fill; the video is only re-encoded"),
+    Row("mask_full", "3", "full mask (SolidMask 1)", "completes (frame 0 stays known with first_frame_gt)"),
+    Row("mask_soft", "4", "soft mask (blurred 3-channel mask video through Convert Image to Mask)",
+        "completes (values above `threshold` are holes)"),
+    Row("mask_image", "4", "IMAGE wired straight into the mask input", "refused (HTTP 400)",
+        "Return type mismatch between linked nodes: mask, received_type(IMAGE) mismatch input_type(MASK)"),
+    Row("frames_zero_host", "5", "0 frames via Image From Batch (length 0)", "refused (HTTP 400, by the host)",
+        "Value 0 smaller than min of 1: length"),
+    Row("frames_zero", "5", "0 frames (an empty IMAGE batch; core's empty-video shape [0, 3, 0, 0] too)", "error",
+        "video: the clip has 0 frames; load a video with at least 1 frame", "node"),
+    Row("frames_one", "5", "1 frame, fixed mode", "completes, 1 frame out (info logged)",
+        "fixed mode: 1 frames padded with 16 repeats of the last frame to fill 1 window(s) of 17; the padding is "
+        "trimmed from the output (1 frames)"),
+    Row("frames_50_fixed", "5", "50 frames (not 4k+1), fixed mode", "completes, 50 frames out (info logged)",
+        "fixed mode: 50 frames padded with 7 repeats of the last frame to fill 4 window(s) of 17; the padding is "
+        "trimmed from the output (50 frames)"),
+    Row("frames_50_reference", "5", "50 frames, reference mode (overlap 0)", "warning, completes, 33 frames out",
+        "reference mode: the last 16 of 50 frames come after the last full window (17 frames, overlap 0) and are "
+        "dropped, as the reference does: 33 output frames. Use window_mode 'fixed' to keep every frame."),
+    Row("long_interrupt", "6", "2,000 frames at 16x16 (125 windows), Cancel after 2 windows",
+        "interrupted within one step; RSS back within 10%; the next prompt runs"),
+    Row("size_16", "7", "encode width 81 (not a multiple of 16)", "refused (HTTP 400)",
+        "width x height: expected multiples of 16 between 16 and 4096 (the VAE downsamples by 8, the transformer's "
+        "patches are 2x2); got 81x96. Use e.g. 80x96; the video itself may have any size (each window is resized "
+        "to width x height)"),
+    Row("size_odd_source", "7", "source video of odd size (81x95)", "completes (81x95 frames out)"),
+    Row("branch_no_weights", "8", "branch folder without its weights file", "error",
+        "{models}/videopainter/e2e_broken/no_weights: expected diffusion_pytorch_model.safetensors or "
+        "diffusion_pytorch_model.safetensors.index.json; found ['config.json']: the download is incomplete or this "
+        "is not a model folder"),
+    Row("branch_truncated", "8", "truncated branch safetensors", "error",
+        "{models}/videopainter/e2e_broken/truncated/diffusion_pytorch_model.safetensors: not a readable safetensors "
+        "file (Error while deserializing header: incomplete metadata, file not fully covered); the download may be "
+        "truncated or of another format: download it again"),
+    Row("branch_missing_tensor", "8", "branch safetensors missing a tensor", "error",
+        "{models}/videopainter/e2e_broken/missing_tensor: not a complete VideoPainter branch checkpoint: 1 tensor(s) "
+        "missing (e.g. branch_blocks.1.weight); the file is incomplete or belongs to another model: download it "
+        "again"),
+    Row("branch_wrong_shapes", "8", "branch tensors of another size than its config.json", "error",
+        "{models}/videopainter/e2e_broken/wrong_shapes: 50 tensors have the wrong shape for a VideoPainter branch "
+        "(e.g. patch_embed.pos_embedding: file has (1, 166, 48), config needs (1, 166, 32)); this checkpoint was "
+        "made for another model size"),
+    Row("branch_other_backbone", "8", "branch made for another backbone (3 heads instead of 2)", "error",
+        "branch: made for another backbone (num_attention_heads=3; this model has num_attention_heads=2). Load the "
+        "VideoPainter branch that belongs to this backbone (VideoPainter/checkpoints/branch for CogVideoX-5B-I2V)."),
+    Row("pickle_lora", "9", "a .ckpt pickle as the ID LoRA (never unpickled)", "error",
+        "{models}/loras/e2e_evil.ckpt: .ckpt files are pickles, which can run code when loaded; this pack loads "
+        "safetensors only. Download the .safetensors version of the weights."),
+    Row("pickle_bin", "9", "pytorch_lora_weights.bin as the ID LoRA (never unpickled)", "error",
+        "{models}/videopainter/e2e_broken/pytorch_lora_weights.bin: .bin files are pickles, which can run code when "
+        "loaded; this pack loads safetensors only. Download the .safetensors version of the weights."),
+    Row("pickle_branch", "9", "branch folder with only diffusion_pytorch_model.bin", "error",
+        "{models}/videopainter/e2e_broken/pickle_only: only diffusion_pytorch_model.bin (pickles, which can run code "
+        "when loaded) found; this pack loads safetensors only: download the diffusion_pytorch_model.safetensors "
+        "files"),
+    Row("pickle_renamed", "9", "a torch.save pickle renamed to .safetensors", "error",
+        "{models}/bad.safetensors: not a readable safetensors file (Error while deserializing header: header too "
+        "large); the download may be truncated or of another format: download it again", "node"),
+    Row("lora_sdxl", "10", "SDXL LoRA (kohya lora_unet_down_blocks_... keys) as a style LoRA", "error",
+        "{models}/loras/e2e_sdxl_style.safetensors: none of its layers match a CogVideoX-5B-I2V layer (unmatched: "
+        "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_k, "
+        "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q, "
+        "lora_unet_mid_block_attentions_0_transformer_blocks_0_attn2_to_v); it is a LoRA for another model (SD, "
+        "SDXL, Flux...): use a LoRA trained on CogVideoX-5B-I2V"),
+    Row("lora_partial", "10", "LoRA with some tensors for another model", "warning, completes",
+        "LoRA {models}/loras/mixed.safetensors: 2 of its tensors match no backbone layer and are ignored (unmatched: "
+        "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q)", "node"),
+    Row("id_lora_no_branch", "11", "ID LoRA applied, no branch", "error",
+        "model: no VideoPainter branch is attached; add 'VideoPainter Apply Branch' before the sampler"),
+    Row("branch_no_backbone", "11", "Apply Branch without a MODEL", "refused (HTTP 400)",
+        "Required input is missing: model"),
+    Row("wrong_model", "11", "an SD3 MODEL (core Load Diffusion Model) into Apply Branch", "error",
+        "model: expected the MODEL output of 'VideoPainter Backbone Loader' (CogVideoX-5B-I2V); got a SD3 model. "
+        "Connect the VideoPainter backbone here."),
+    Row("first_frame_size", "12", "first frame 48x40, video 96x80", "warning, completes",
+        "first_frame is 48x40 (WxH) but the video is 96x80: resizing it (Lanczos); give a first frame of the "
+        "video's size to avoid the resize"),
+    Row("text_long", "13", "prompt longer than max_text_tokens (16 for the demo model, 226 for the real one)",
+        "warning (the reference's), completes",
+        "The following part of your input was truncated because `max_sequence_length` is set to 16 tokens: the "
+        "rocks below and seagulls circle overhead."),
+    Row("nan_mask", "14", "NaN mask (SolidMask value NaN)", "error",
+        "mask: expected finite values in [0, 1]; got 7680 NaN and 0 infinite values (of 7680): check the node that "
+        "produced it"),
+    Row("nan_video", "14", "NaN video (Image Blend with factor NaN)", "error",
+        "video: expected finite values in [0, 1]; got 391680 NaN and 0 infinite values (of 391680): check the node "
+        "that produced it"),
+    Row("inf_first_frame", "14", "infinite values in the first frame", "error",
+        "first_frame: expected finite values in [0, 1]; got 0 NaN and 2 infinite values (of 23040): check the node "
+        "that produced it", "node"),
+    Row("oom_sampler", "15", "out of memory in a window (simulated)", "error; models unloaded, memory released",
+        "out of memory while sampling (" + SAMPLER_OOM_DETAIL + "). Lower the memory need: turn on vae_tiling, use "
+        "fewer window_frames (e.g. 33 instead of 49), load the backbone with weight_dtype 'fp8_e4m3fn (storage)', or "
+        "start ComfyUI with --lowvram. The loaded models were unloaded and the memory released; the server keeps "
+        "running.", "node"),
+    Row("oom_decode", "15", "out of memory while decoding (simulated)", "error; models unloaded, memory released",
+        "out of memory while decoding (" + DECODE_OOM_DETAIL + "). Lower the memory need: turn on tiling, or start "
+        "ComfyUI with --lowvram. The loaded models were unloaded and the memory released; the server keeps "
+        "running.", "node"),
+    Row("pair", "+", "two prompts queued back to back, branch strength 1.0 and 0.3",
+        "both complete, each identical to its run alone"),
+    Row("branch_range", "+", "Apply Branch start_percent 0.8 > end_percent 0.2", "refused (HTTP 400)",
+        "start_percent, end_percent: expected 0 <= start_percent <= end_percent <= 1; got 0.8 and 0.2"),
+    Row("traversal_model", "+", "'../../etc/passwd' as a model or LoRA name", "error",
+        "'../../etc/passwd': only names listed under models/videopainter are accepted (no absolute paths or '..')"),
+    Row("traversal_state", "+", "'../../etc/passwd' as the ID state file", "error",
+        "state_file: '../../etc/passwd' is outside the input folder"),
+)
+BY_KEY = {row.key: row for row in ROWS}
+assert len(BY_KEY) == len(ROWS), "duplicate keys"
+
+
+def message(key: str, models: str | Path = "{models}") -> str:
+    return BY_KEY[key].text(models)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def readme_table() -> str:
+    """The markdown table of :data:`ROWS` (what ``tests/e2e/README.md`` shows between its markers)."""
+    lines = [BEGIN, "| # | input | outcome | message (exact) | tested |", "|---|---|---|---|---|"]
+    for row in ROWS:
+        msg = f"``{_cell(row.text('<models>'))}``" if row.message else ""
+        lines.append(f"| {row.case} | {_cell(row.what)} | {_cell(row.outcome)} | {msg} | {row.where} |")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def write_readme() -> None:
+    text = README.read_text()
+    start, end = text.index(BEGIN), text.index(END) + len(END)
+    README.write_text(text[:start] + readme_table() + text[end:])
+
+
+if __name__ == "__main__":
+    write_readme()
+    sys.stdout.write(f"updated {README}\n")

@@ -50,7 +50,7 @@ class Size:
         )
 
 
-QUICK = Size(8, 2, 8, 64, 5, 16, 24, 64, 512, 5)
+QUICK = Size(8, 2, 8, 64, 5, 16, 24, 64, 512, 7)
 FULL = Size(8, 2, 8, 64, 13, 16, 24, 226, 512, 9)
 GPU = Size(42, 2, 48, 64, 13, 60, 90, 226, 4096, 5)  # CogVideoX-5B-I2V at 49 x 480 x 720
 
@@ -115,37 +115,40 @@ def step_functions(tr, br, x: dict) -> tuple[dict, dict]:
         "backbone+branch+ID (window 0)": lambda: tr(*args, Injection(branch(), x["hole"], True), own()),
         "backbone+branch+ID (window >0)": lambda: tr(*args, Injection(branch(), x["hole"], True), prev()),
     }
+    # components for the projection, each measured directly on one block's worth of work
     temb = tr.time_embedding(x["timestep"], bb_in.dtype)
     tokens = tr.patch_embed(x["context"], bb_in)
     t_len = x["context"].shape[1]
     text, video = tokens[:, :t_len], tokens[:, t_len:]
     block = tr.transformer_blocks[0]
+    hole = x["hole"][..., None]
     parts = {
         "one backbone block": lambda: block(video, text, temb, x["rope"]),
+        "one block + ID (window 0)": lambda: block(video, text, temb, x["rope"], own().extra_kv(0, block, temb, x["rope"], t_len)),
+        "one block + ID (window >0)": lambda: block(video, text, temb, x["rope"], prev().extra_kv(0, block, temb, x["rope"], t_len)),
+        "injection (one block)": lambda: torch.where(hole, video, video + samples[0]),
         "branch alone": branch,
-        "backbone+injection (features given)": lambda: tr(*args, Injection(samples, x["hole"], True)),
-        "backbone+ID (window 0)": lambda: tr(*args, None, own()),
-        "backbone+ID (window >0)": lambda: tr(*args, None, prev()),
     }
     return steps, parts
 
 
 def project(med: dict[str, float], layers: int) -> dict[str, float]:
-    """Ratios at 42 backbone blocks from measured parts, at the bench's token grid (a projection)."""
+    """Ratios at 42 backbone blocks from the measured parts, at the bench's token grid (a projection).
+
+    backbone(42) = backbone(measured) + (42 - layers) x block; the branch adds its own forward and one injection
+    per backbone block; ID resampling adds (block with extra K/V - block) per backbone block."""
     blk = med["one backbone block"]
-    bb = med["backbone"]
-    fixed = max(bb - layers * blk, 0.0)
-    inj = (med["backbone+injection (features given)"] - bb) / layers
-    id0 = (med["backbone+ID (window 0)"] - bb) / layers
-    idp = (med["backbone+ID (window >0)"] - bb) / layers
-    bb42 = fixed + REAL_LAYERS * blk
+    bb42 = med["backbone"] + (REAL_LAYERS - layers) * blk
+    inj = med["injection (one block)"]
+    id0 = med["one block + ID (window 0)"] - blk
+    idp = med["one block + ID (window >0)"] - blk
     br = bb42 + REAL_LAYERS * inj + med["branch alone"]
     return {
         "backbone+branch": br / bb42,
         "backbone+branch+ID (window 0)": (br + REAL_LAYERS * id0) / bb42,
         "backbone+branch+ID (window >0)": (br + REAL_LAYERS * idp) / bb42,
-        "per_block_s": blk, "fixed_s": fixed, "injection_per_block_s": inj, "id_window0_per_block_s": id0,
-        "id_window_gt0_per_block_s": idp,
+        "per_block_s": blk, "outside_blocks_s": med["backbone"] - layers * blk, "injection_per_block_s": inj,
+        "id_window0_per_block_s": id0, "id_window_gt0_per_block_s": idp,
     }
 
 
@@ -166,29 +169,31 @@ def flop_projection() -> dict[str, float]:
     }
 
 
-def run(size: Size, device, dtype) -> dict:
+def run(size: Size, device, dtype, clock: str) -> dict:
     import torch
     from vp_core.model.branch import VideoPainterBranch
     from vp_core.model.transformer import CogVideoXTransformer
 
     cfg, bcfg = configs(size)
-    tr = common.build_random(CogVideoXTransformer, cfg, 0, dtype, "backbone")
-    br = common.build_random(VideoPainterBranch, bcfg, 1, dtype, "branch")
+    tr = common.build_random(CogVideoXTransformer, cfg, 0, dtype, "backbone", device.type)
+    br = common.build_random(VideoPainterBranch, bcfg, 1, dtype, "branch", device.type)
     patchers = common.place({"diffusion_model": tr, "branch": br}, dtype, device)  # noqa: F841 (kept alive)
     x = inputs(cfg, size, device, dtype)
     with torch.inference_mode():
         steps, parts = step_functions(tr, br, x)
         t_steps = common.alternate(steps, size.repeats, warmup=1, device=device)
-        t_parts = common.alternate(parts, size.repeats, warmup=1, device=device)
-    times = {**t_steps, **t_parts}
+        t_parts = common.alternate(parts, 2 * size.repeats, warmup=1, device=device)  # cheap: one block each
+    times = {**t_steps.on(clock), **t_parts.on(clock)}
+    wall = {**t_steps.wall, **t_parts.wall}
     med = {k: common.median(v) for k, v in times.items()}
-    base = med["backbone"]
-    ratios = {k: med[k] / base for k in steps}
+    med_wall = {k: common.median(v) for k, v in wall.items()}
     return dict(
         size=size.__dict__, describe=size.describe(), attention=common.attention_name(), dtype=str(dtype),
-        device=str(device), times_s=times, median_s=med, spread=({k: common.spread(v) for k, v in times.items()}),
-        ratios=ratios, projection_time_42=project(med, size.layers), projection_flops_real=flop_projection(),
-        target=TARGET,
+        device=str(device), clock=clock, threads=torch.get_num_threads(), times_s=times, median_s=med,
+        spread={k: common.spread(v) for k, v in times.items()}, wall_times_s=wall, wall_median_s=med_wall,
+        ratios={k: med[k] / med["backbone"] for k in steps},
+        wall_ratios={k: med_wall[k] / med_wall["backbone"] for k in steps},
+        projection_time_42=project(med, size.layers), projection_flops_real=flop_projection(), target=TARGET,
     )
 
 
@@ -200,15 +205,17 @@ def report(res: dict) -> str:
         proj_t = f"{pt[name]:.3f}" if name in pt else "-"
         proj_f = f"{pf[name]:.3f}" if name in pf else "-"
         verdict = "-" if name.startswith("backbone (control)") or name == "backbone" else common.verdict(ratios[name], TARGET)
-        rows.append([name, f"{med[name]:.3f}", f"±{100 * res['spread'][name]:.0f}%", f"{ratios[name]:.3f}", proj_t, proj_f,
-                     f"<={TARGET}" if verdict != "-" else "", verdict])
-    head = ["step variant", "median s", "IQR/2", "ratio", "proj. 42 layers (time)", "proj. real (FLOPs)", "target", "measured"]
-    lines = [f"Benchmark 1: branch overhead per step — {res['describe']}; attention {res['attention']}, {res['dtype']}, {res['device']}",
+        rows.append([name, f"{med[name]:.3f}", f"±{100 * res['spread'][name]:.0f}%", f"{ratios[name]:.3f}",
+                     f"{res['wall_ratios'][name]:.3f}", proj_t, proj_f, f"<={TARGET}" if verdict != "-" else "", verdict])
+    head = ["step variant", f"median {res['clock']} s", "IQR/2", "ratio", "wall ratio", "proj. 42 layers (time)",
+            "proj. real (FLOPs)", "target", "measured"]
+    lines = [f"Benchmark 1: branch overhead per step — {res['describe']}; attention {res['attention']}, {res['dtype']}, "
+             f"{res['device']}, clock {res['clock']}, {res['threads']} thread(s)",
              common.table(head, rows), "", "components (median s):"]
-    for name in ("one backbone block", "branch alone", "backbone+injection (features given)", "backbone+ID (window 0)", "backbone+ID (window >0)"):
-        lines.append(f"  {name:40s} {med[name]:.4f}")
+    for name in ("one backbone block", "one block + ID (window 0)", "one block + ID (window >0)", "injection (one block)", "branch alone"):
+        lines.append(f"  {name:32s} {med[name]:.4f}  ±{100 * res['spread'][name]:.0f}%")
     lines.append(
-        f"  per block {pt['per_block_s']:.4f} s, outside blocks {pt['fixed_s']:.4f} s, injection {pt['injection_per_block_s'] * 1e3:.2f} ms/block, "
+        f"  per block {pt['per_block_s']:.4f} s, outside blocks {pt['outside_blocks_s']:.4f} s, injection {pt['injection_per_block_s'] * 1e3:.2f} ms/block, "
         f"ID {pt['id_window0_per_block_s'] * 1e3:.2f} / {pt['id_window_gt0_per_block_s'] * 1e3:.2f} ms/block (window 0 / >0)"
     )
     lines.append(f"  real config: {pf['backbone_tflop']:.0f} TFLOP per backbone step, attention {100 * pf['attention_share_of_backbone']:.0f}% of it")
@@ -217,13 +224,16 @@ def report(res: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="smaller grid and 5 repeats (part of bench/run.sh --quick)")
+    ap.add_argument("--quick", action="store_true", help="smaller grid and 7 repeats (part of bench/run.sh --quick)")
     ap.add_argument("--gpu", action="store_true", help="full CogVideoX-5B-I2V config, bf16, on CUDA")
-    ap.add_argument("--repeats", type=int, help="timed runs per variant (default 5 quick / 9 full)")
+    ap.add_argument("--repeats", type=int, help="timed runs per variant (default 7 quick / 9 full / 5 gpu)")
     ap.add_argument("--attention", choices=common.ATTENTION_CHOICES, default="host")
+    ap.add_argument("--clock", choices=common.CLOCKS, help=common.CLOCK_HELP)
+    ap.add_argument("--threads", type=int, help="torch intra-op threads with --clock wall (default: torch's)")
     ap.add_argument("--out", type=Path, help="results folder (default bench/results)")
     args = ap.parse_args(argv)
-    common.setup(args.attention, cpu=not args.gpu)
+    clock, threads = common.clock_and_threads(args.clock, args.threads, args.gpu)
+    common.setup(args.attention, cpu=not args.gpu, threads=threads)
     import torch
 
     if args.gpu:
@@ -235,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         size, device, dtype = (QUICK if args.quick else FULL), torch.device("cpu"), torch.float32
     if args.repeats:
         size = Size(**dict(size.__dict__, repeats=max(args.repeats, 1)))
-    res = run(size, device, dtype)
+    res = run(size, device, dtype, clock)
     res["mode"] = "gpu" if args.gpu else ("quick" if args.quick else "full")
     print(report(res))
     path = common.write_json("branch_overhead" + ("_gpu" if args.gpu else ""), res, args.out)

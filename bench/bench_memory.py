@@ -89,11 +89,11 @@ def clip(windows: int) -> dict:
                 params=params)
 
 
-def worker(windows: int, steps: int, cuda: bool) -> dict:
+def worker(windows: int, steps: int, cuda: bool, threads: int = 1) -> dict:
     mon = RssMonitor()
     mon.start()
     mon.mark("import")
-    common.setup("host", cpu=not cuda)
+    common.setup("host", cpu=not cuda, threads=threads)
     import torch
     from vp_core import preprocess, sampling
     from vp_core.conformance.runner import Fixture
@@ -142,11 +142,12 @@ def worker(windows: int, steps: int, cuda: bool) -> dict:
         },
         malloc_mmap_threshold=os.environ.get("MALLOC_MMAP_THRESHOLD_"),
         gpu_mib={"base": gpu_base / MiB, "peak_sample": gpu_sample / MiB, "peak": gpu_peak / MiB} if cuda else None,
-        attention=common.attention_name(),
+        attention=common.attention_name(), threads=torch.get_num_threads(),
     )
 
 
-def spawn(windows: int, steps: int, cuda: bool, default_malloc: bool = False) -> dict:
+def spawn_all(counts: list[int], steps: int, cuda: bool, default_malloc: bool = False, threads: int = 1) -> dict[int, dict]:
+    """One fresh interpreter per window count, run side by side (separate processes: their peaks cannot mix)."""
     env = dict(os.environ)
     if not default_malloc:
         # glibc otherwise raises its mmap threshold after the first large free and keeps later large buffers in a heap
@@ -154,15 +155,21 @@ def spawn(windows: int, steps: int, cuda: bool, default_malloc: bool = False) ->
         # the same decode peaked 998 then 1115 MiB). A fixed threshold makes RSS follow live memory.
         env.setdefault("MALLOC_MMAP_THRESHOLD_", "65536")
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "worker.json"
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(windows), "--steps", str(steps), "--worker-out", str(out)]
-        if cuda:
-            cmd.append("--gpu")
-        proc = subprocess.run(cmd, text=True, capture_output=True, env=env)
-        if proc.returncode != 0 or not out.is_file():
-            sys.stderr.write(proc.stdout + proc.stderr)
-            raise RuntimeError(f"bench_memory worker for {windows} windows failed (exit {proc.returncode})")
-        return json.loads(out.read_text())
+        procs = {}
+        for n in counts:
+            out = Path(tmp) / f"worker{n}.json"
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(n), "--steps", str(steps),
+                   "--threads", str(threads), "--worker-out", str(out)] + (["--gpu"] if cuda else [])
+            log_path = Path(tmp) / f"worker{n}.log"
+            procs[n] = (subprocess.Popen(cmd, stdout=log_path.open("w"), stderr=subprocess.STDOUT, env=env), out, log_path)
+        results = {}
+        for n, (proc, out, log_path) in procs.items():
+            code = proc.wait()
+            if code != 0 or not out.is_file():
+                sys.stderr.write(log_path.read_text()[-4000:])
+                raise RuntimeError(f"bench_memory worker for {n} windows failed (exit {code})")
+            results[n] = json.loads(out.read_text())
+        return results
 
 
 def summarise(runs: dict[int, dict], cuda: bool) -> dict:
@@ -221,13 +228,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, help="denoising steps per window (default 1 quick / 2 full)")
     ap.add_argument("--default-malloc", action="store_true",
                     help="leave glibc's dynamic mmap threshold on (RSS then includes allocator history; noisier)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads per run (default 1: the two runs go side by side on a 2-core machine, and "
+                         "2-thread CPU convolutions lose more to contention than they gain)")
     ap.add_argument("--out", type=Path, help="results folder (default bench/results)")
     ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     steps = args.steps or (1 if args.quick else 2)
     if args.worker is not None:
-        args.worker_out.write_text(json.dumps(worker(args.worker, steps, args.gpu)))
+        args.worker_out.write_text(json.dumps(worker(args.worker, steps, args.gpu, args.threads)))
         return 0
     if args.gpu:
         import torch
@@ -238,8 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     counts = sorted({int(c) for c in args.windows.split(",")})
     if len(counts) != 2 or counts[0] < 1:
         ap.error(f"--windows takes two different positive counts, e.g. 2,6; got {args.windows!r}")
-    runs = {n: spawn(n, steps, args.gpu, args.default_malloc) for n in counts}
-    res = dict(malloc_mmap_threshold=None if args.default_malloc else os.environ.get("MALLOC_MMAP_THRESHOLD_", "65536"), device="cuda" if args.gpu else "cpu", steps=steps, window=WINDOW, target=TARGET, runs=runs,
+    runs = spawn_all(counts, steps, args.gpu, args.default_malloc, args.threads)
+    res = dict(threads=args.threads, malloc_mmap_threshold=None if args.default_malloc else os.environ.get("MALLOC_MMAP_THRESHOLD_", "65536"), device="cuda" if args.gpu else "cpu", steps=steps, window=WINDOW, target=TARGET, runs=runs,
                mode="gpu" if args.gpu else ("quick" if args.quick else "full"))
     res["summary"] = summarise(runs, args.gpu)
     print(report(res))

@@ -13,6 +13,7 @@ import platform
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -21,6 +22,11 @@ REPO = BENCH.parent
 RESULTS = BENCH / "results"
 FIXTURES = Path(os.environ.get("VP_CONFORMANCE_DIR", "/work/shared/conformance"))
 ATTENTION_CHOICES = ("host", "sdpa")
+CLOCKS = ("cpu", "wall")
+CLOCK_HELP = (
+    "cpu (default on CPU): CPU time of the process with 1 intra-op thread, immune to other jobs on a shared machine; "
+    "wall: perf_counter with --threads threads (use on a quiet machine; always used on CUDA)"
+)
 
 log = logging.getLogger("bench")
 
@@ -53,6 +59,18 @@ def setup(attention: str = "host", cpu: bool | None = None, threads: int | None 
         torch.set_num_threads(threads)
 
 
+def clock_and_threads(clock: str | None, threads: int | None, gpu: bool) -> tuple[str, int | None]:
+    """Resolve the ``--clock``/``--threads`` options: CUDA always times wall clock; the CPU clock implies 1 thread."""
+    if gpu:
+        return "wall", threads
+    clock = clock or "cpu"
+    if clock == "cpu":
+        if threads not in (None, 1):
+            raise ValueError("--clock cpu measures one thread's work; use --clock wall with --threads")
+        return clock, 1
+    return clock, threads
+
+
 def attention_name() -> str:
     """The function ComfyUI's ``optimized_attention`` resolved to (what vp_core's blocks call)."""
     from comfy.ldm.modules.attention import optimized_attention
@@ -61,19 +79,22 @@ def attention_name() -> str:
 
 
 # ------------------------------------------------------------------------------------------------ modules
-def random_state_dict(cls, cfg, seed: int, dtype=None) -> dict:
-    """Random tensors for every key of ``cls(cfg)``, scaled like the conformance fixtures (set A protocol):
-    matrices N(0,1)/sqrt(fan_in), norm weights 1+0.2N, other vectors 0.1N, learned pos-emb 0.3N."""
+def random_state_dict(cls, cfg, seed: int, dtype=None, gen_device: str = "cpu") -> dict:
+    """Random CPU tensors for every key of ``cls(cfg)``, scaled like the conformance fixtures (set A protocol):
+    matrices N(0,1)/sqrt(fan_in), norm weights 1+0.2N, other vectors 0.1N, learned pos-emb 0.3N.
+
+    ``gen_device="cuda"`` draws on the GPU (seconds instead of a minute for the 5B model); the values then differ
+    from a CPU draw, which does not matter for timing and memory."""
     import comfy.ops
     import torch
 
     with torch.device("meta"):
         shapes = {k: v.shape for k, v in cls(cfg, dtype=torch.float32, operations=comfy.ops.disable_weight_init).state_dict().items()}
-    g = torch.Generator("cpu").manual_seed(seed)
+    g = torch.Generator(gen_device).manual_seed(seed)
     sd = {}
     for key in sorted(shapes):
         shape = shapes[key]
-        x = torch.randn(shape, generator=g, dtype=torch.float32)
+        x = torch.randn(shape, generator=g, dtype=torch.float32, device=gen_device)
         if key.endswith("pos_embedding"):
             x = x * 0.3
         elif len(shape) >= 2:
@@ -82,17 +103,17 @@ def random_state_dict(cls, cfg, seed: int, dtype=None) -> dict:
             x = 1 + 0.2 * x
         else:
             x = 0.1 * x
-        sd[key] = x.to(dtype) if dtype is not None else x
+        sd[key] = (x.to(dtype) if dtype is not None else x).cpu()
     return sd
 
 
-def build_random(cls, cfg, seed: int, dtype=None, what: str = "bench module"):
+def build_random(cls, cfg, seed: int, dtype=None, what: str = "bench module", gen_device: str = "cpu"):
     """``cls`` built by ``vp_core.loaders.build_module`` (meta device, comfy.ops layers) from random weights."""
     import torch
     from vp_core import loaders
 
     dtype = dtype or torch.float32
-    sd = random_state_dict(cls, cfg, seed)
+    sd = random_state_dict(cls, cfg, seed, dtype, gen_device)
     return loaders.build_module(cls, cfg, sd, loaders.Precision(dtype, dtype), f"random({what})", what)
 
 
@@ -116,24 +137,36 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def alternate(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1, device=None) -> dict[str, list[float]]:
+@dataclass
+class Timings:
+    """Seconds per call, per name, on two clocks: ``wall`` (perf_counter) and ``cpu`` (this process's CPU time)."""
+
+    wall: dict[str, list[float]]
+    cpu: dict[str, list[float]]
+
+    def on(self, clock: str) -> dict[str, list[float]]:
+        return self.wall if clock == "wall" else self.cpu
+
+
+def alternate(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1, device=None) -> Timings:
     """Time each callable ``repeats`` times, interleaved (A B C, B C A, C A B, ...) so that drift in clock speed,
-    cache state or background load falls on all of them alike. Returns seconds per call, per name."""
+    cache state or background load falls on all of them alike."""
     names = list(fns)
     for _ in range(warmup):
         for n in names:
             fns[n]()
     _sync(device)
-    times: dict[str, list[float]] = {n: [] for n in names}
+    out = Timings({n: [] for n in names}, {n: [] for n in names})
     for r in range(repeats):
         order = names[r % len(names):] + names[:r % len(names)]
         for n in order:
             _sync(device)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fns[n]()
             _sync(device)
-            times[n].append(time.perf_counter() - t0)
-    return times
+            out.wall[n].append(time.perf_counter() - t0)
+            out.cpu[n].append(time.process_time() - c0)
+    return out
 
 
 def median(xs: list[float]) -> float:
@@ -162,6 +195,7 @@ def machine() -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "platform": platform.platform(terse=True),
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -188,6 +222,9 @@ def write_json(name: str, data: dict, out_dir: Path | None = None) -> Path:
     out_dir = out_dir or RESULTS
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"
-    data = dict(data, machine=machine(), written=time.strftime("%Y-%m-%dT%H:%M:%S%z"), command=" ".join(sys.argv))
+    script = Path(sys.argv[0]).resolve()
+    script = script.relative_to(REPO) if script.is_relative_to(REPO) else script
+    data = dict(data, machine=machine(), written=time.strftime("%Y-%m-%dT%H:%M:%S%z"), written_epoch=time.time(),
+                command=" ".join(["python", str(script), *sys.argv[1:]]))
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     return path

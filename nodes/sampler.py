@@ -10,6 +10,7 @@ import latent_preview
 from comfy_api.latest import io
 
 from ..vp_core import id_state_io, preview, sampling, windows
+from .memory import SAMPLER_REMEDY, call_releasing_memory
 from .types import ID_STATE, INPAINT, VAE
 from .utils import window_inputs
 
@@ -113,12 +114,15 @@ class VideoPainterSampler(io.ComfyNode):
             image = previewer.decode_latent_to_preview_image("JPEG", preview.preview_frame(info.latents)) if previewer else None
             bar.update_absolute(info.done, info.total, image)
 
-        result = sampling.run_inpaint(
-            model, vae, inpaint, _embedding(positive, "positive"), _embedding(negative, "negative"), settings, plan,
-            on_step=on_step,
-            interrupt=comfy.model_management.throw_exception_if_processing_interrupted, id_state=id_state,
-            capture_final=output_id_state, reset_windows=_windows_list(id_reset_windows),
-            on_checkpoint=_autosaver(autosave_name),
+        result = call_releasing_memory(
+            lambda: sampling.run_inpaint(
+                model, vae, inpaint, _embedding(positive, "positive"), _embedding(negative, "negative"), settings, plan,
+                on_step=on_step,
+                interrupt=comfy.model_management.throw_exception_if_processing_interrupted, id_state=id_state,
+                capture_final=output_id_state, reset_windows=_windows_list(id_reset_windows),
+                on_checkpoint=_autosaver(autosave_name),
+            ),
+            "sampling", SAMPLER_REMEDY,
         )
         latent = {
             "samples": result.latents.permute(0, 2, 1, 3, 4).contiguous(),  # ComfyUI video latent layout [B, C, T, H, W]

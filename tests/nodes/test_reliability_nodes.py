@@ -255,8 +255,6 @@ def memory_calls():
         yield empty, unload
 
 
-@pytest.mark.xfail(strict=True, reason="needs nodes/sampler.py to wrap sampling.run_inpaint in "
-                                       "nodes.memory.call_releasing_memory (the lead's file; see the report)")
 def test_15_out_of_memory_in_a_window_names_the_settings_and_frees_memory(loaded, clip_tensors, memory_calls):
     (model,) = run(loaders.VideoPainterApplyBranch, model=loaded.model, branch=loaded.branch)
     inpaint = encoded(*clip_tensors)[0]

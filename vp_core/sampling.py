@@ -159,6 +159,15 @@ class Sampler:
         mask = preprocess.latent_mask(pix_mask, L, self.lat_h, self.lat_w).to(self.device, self.dtype)
         return dict(latents=latents, noise=noise, image=image_latents, video=video_latents, masked=masked_latents, mask=mask)
 
+    def activation_bytes(self) -> int:
+        """Memory one transformer call needs beyond its weights, so ComfyUI keeps room for it when it partially
+        loads the model (like its own samplers do): ~15 hidden-state-sized buffers (q, k, v, attention output,
+        the 4x feed-forward, residuals) per CFG batch, plus the extra keys/values of ID resampling."""
+        p = self.cfg.patch_size
+        tokens = self.cfg.max_text_seq_length + self.plan.latents_per_window * (self.lat_h // p) * (self.lat_w // p)
+        per_buffer = (2 if self.do_cfg else 1) * tokens * self.cfg.inner_dim * (torch.finfo(self.dtype).bits // 8)
+        return per_buffer * (15 + (4 if self.m.id_resample else 0))
+
     def branch_active(self, step: int) -> bool:
         frac = step / max(len(self.timesteps), 1)
         return self.branch is not None and self.s.branch_strength != 0 and self.s.branch_start <= frac <= self.s.branch_end
@@ -276,7 +285,8 @@ class Sampler:
         prev_latents = None if state is None else state.prev_latents.to(self.device)
         for win in plan.windows[start:]:
             w = self.prepare_window(win, prev_latents)
-            comfy.model_management.load_models_gpu([m.backbone] + ([m.branch] if m.branch is not None else []))
+            comfy.model_management.load_models_gpu(
+                [m.backbone] + ([m.branch] if m.branch is not None else []), memory_required=self.activation_bytes())
             if win.index in reset_windows and state is not None:
                 state = replace(state, hidden=[], token_index=state.token_index[:0])
             last = win.index == len(plan.windows) - 1

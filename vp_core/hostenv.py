@@ -22,7 +22,7 @@ def ensure_comfy(cpu: bool | None = None) -> None:
     if "comfy.model_management" in sys.modules:
         return
     try:
-        import comfy.cli_args  # noqa: F401
+        import comfy.cli_args  # noqa: F401  (probe only)
     except ImportError:
         path = comfy_dir()
         if not (path / "comfy").is_dir():

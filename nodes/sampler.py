@@ -122,7 +122,7 @@ class VideoPainterSampler(io.ComfyNode):
                 capture_final=output_id_state, reset_windows=_windows_list(id_reset_windows),
                 on_checkpoint=_autosaver(autosave_name),
             ),
-            "sampling", SAMPLER_REMEDY,
+            lambda: f"sampling window {bar.current // steps + 1} of {len(plan.windows)}", SAMPLER_REMEDY,
         )
         latent = {
             "samples": result.latents.permute(0, 2, 1, 3, 4).contiguous(),  # ComfyUI video latent layout [B, C, T, H, W]

@@ -149,7 +149,7 @@ ROWS: tuple[Row, ...] = (
         "first_frame: expected finite values in [0, 1]; got 0 NaN and 2 infinite values (of 23040): check the node "
         "that produced it", "node"),
     Row("oom_sampler", "15", "out of memory in a window (simulated)", "error; models unloaded, memory released",
-        "out of memory while sampling (" + SAMPLER_OOM_DETAIL + "). Lower the memory need: turn on vae_tiling, use "
+        "out of memory while sampling window 1 of 3 (" + SAMPLER_OOM_DETAIL + "). Lower the memory need: turn on vae_tiling, use "
         "fewer window_frames (e.g. 33 instead of 49), load the backbone with weight_dtype 'fp8_e4m3fn (storage)', or "
         "start ComfyUI with --lowvram. The loaded models were unloaded and the memory released; the server keeps "
         "running.", "node"),

@@ -370,7 +370,9 @@ def test_6_long_input_shows_windows_and_stops_within_one_step(server, warm):
     assert stopped_after < 2 * step_s + 5, f"stopped {stopped_after:.1f} s after the interrupt (a step: {step_s:.1f} s)"
     server_still_serves(server)
     rss_after = proc.memory_info().rss
-    assert abs(rss_after - rss_before) < 0.10 * rss_before, (rss_before / 2**20, rss_after / 2**20)
+    # Back within 10% of before: growth is the failure; ending lower (the allocator returned memory an earlier
+    # test left cached, seen in the full suite: 1544 -> 1383 MiB) means the memory was released.
+    assert rss_after < 1.10 * rss_before, (rss_before / 2**20, rss_after / 2**20)
 
 
 # ------------------------------------------------------------------------------------------------ 7 sizes

@@ -7,7 +7,7 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..vp_core import id_state_io, sampling
-from ..vp_core.vae import decoded_frame_count
+from ..vp_core.windows import decoded_frame_count
 from .types import ID_STATE
 
 SUBFOLDER = "videopainter"

@@ -20,29 +20,6 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGE = "videopainter"
 
 
-def _comfy_dir() -> Path:
-    candidates = [os.environ.get("VP_COMFYUI_DIR"), REPO / ".comfyui" / "ComfyUI", REPO.parent.parent]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "comfy" / "model_management.py").is_file():
-            return Path(candidate)
-    raise RuntimeError(
-        f"ComfyUI not found (tried {[str(c) for c in candidates if c]}); "
-        "run `bash scripts/quickstart.sh --install-only` or set VP_COMFYUI_DIR"
-    )
-
-
-def _setup_comfy() -> None:
-    if "comfy.model_management" not in sys.modules:
-        try:
-            import comfy.cli_args  # noqa: F401  (already importable: running inside a ComfyUI checkout)
-        except ImportError:
-            sys.path.insert(0, str(_comfy_dir()))
-        from comfy.cli_args import args
-
-        if os.environ.get("VP_TEST_GPU") != "1":
-            args.cpu = True
-
-
 def _register_package() -> None:
     if PACKAGE not in sys.modules:
         package = types.ModuleType(PACKAGE)
@@ -51,5 +28,7 @@ def _register_package() -> None:
         sys.modules[PACKAGE] = package
 
 
-_setup_comfy()
 _register_package()
+from videopainter.vp_core.hostenv import ensure_comfy  # noqa: E402  (the one place that finds ComfyUI)
+
+ensure_comfy(cpu=os.environ.get("VP_TEST_GPU") != "1")

@@ -14,7 +14,16 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def comfy_dir() -> Path:
-    return Path(os.environ.get("VP_COMFYUI_DIR", REPO / ".comfyui" / "ComfyUI"))
+    """``$VP_COMFYUI_DIR``, else the pinned ``.comfyui/ComfyUI``, else the ComfyUI this pack is installed in
+    (``ComfyUI/custom_nodes/<pack>``)."""
+    candidates = [os.environ.get("VP_COMFYUI_DIR"), REPO / ".comfyui" / "ComfyUI", REPO.parent.parent]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "comfy" / "model_management.py").is_file():
+            return Path(candidate)
+    raise RuntimeError(
+        f"ComfyUI not found (tried {[str(c) for c in candidates if c]}); "
+        "run `bash scripts/quickstart.sh --install-only` or set VP_COMFYUI_DIR"
+    )
 
 
 def ensure_comfy(cpu: bool | None = None) -> None:
@@ -24,12 +33,7 @@ def ensure_comfy(cpu: bool | None = None) -> None:
     try:
         import comfy.cli_args  # noqa: F401  (probe only)
     except ImportError:
-        path = comfy_dir()
-        if not (path / "comfy").is_dir():
-            raise RuntimeError(
-                f"ComfyUI not found at {path}; run `bash scripts/quickstart.sh --install-only` or set VP_COMFYUI_DIR"
-            ) from None
-        sys.path.insert(0, str(path))
+        sys.path.insert(0, str(comfy_dir()))
     import torch
     from comfy.cli_args import args
 

@@ -122,7 +122,8 @@ def detect_kind(sd: dict[str, Tensor]) -> str:
 
 
 def config_from_shapes(sd: dict[str, Tensor], base: CogVideoXConfig | None = None) -> CogVideoXConfig:
-    """Config fields readable from tensor shapes, over ``base`` (default: CogVideoX-5B-I2V's)."""
+    """Backbone config fields readable from tensor shapes, over ``base`` (default: CogVideoX-5B-I2V's); used for
+    single-file checkpoints without a config.json (the branch always ships one)."""
     base = base or CogVideoXConfig()
     proj = sd["patch_embed.proj.weight"]
     inner, in_ch, p = proj.shape[0], proj.shape[1], proj.shape[2]
@@ -134,9 +135,7 @@ def config_from_shapes(sd: dict[str, Tensor], base: CogVideoXConfig | None = Non
         time_embed_dim=sd["time_embedding.linear_1.weight"].shape[0],
         use_learned_positional_embeddings="patch_embed.pos_embedding" in sd,
     )
-    if "proj_out.weight" in sd and "branch_blocks.0.weight" not in sd:
-        fields["out_channels"] = sd["proj_out.weight"].shape[0] // (p * p)
-    fields["in_channels"] = in_ch if "branch_blocks.0.weight" not in sd else (16 if in_ch == 33 and base.in_channels == 16 else in_ch - 1)
+    fields.update(in_channels=in_ch, out_channels=sd["proj_out.weight"].shape[0] // (p * p))
     return CogVideoXConfig(**fields)
 
 

@@ -108,10 +108,6 @@ def to_uint8(images: Tensor) -> Tensor:
     return (images.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
-def frames_to_float(frames: np.ndarray | Tensor) -> Tensor:
-    return torch.as_tensor(frames, dtype=torch.float32)
-
-
 RESIZE_MODES = ("stretch", "center_crop")
 
 

@@ -22,8 +22,8 @@ from .loaders import DEFAULT_SCHEDULER
 from .model.id_resample import IDResample
 from .model.rope import video_rope
 from .model.transformer import Capture, Injection, token_mask
-from .vae import VideoVAE, decoded_frame_count
-from .windows import Window, WindowPlan
+from .vae import VideoVAE
+from .windows import Window, WindowPlan, decoded_frame_count
 
 log = logging.getLogger(__name__)
 SCHEDULERS = ("dpm", "ddim")
@@ -153,7 +153,7 @@ class Sampler:
             noise = torch.randn(shape, generator=self.generator, dtype=self.dtype)
         noise = noise.to(self.device)
         latents = noise * self.scheduler.init_noise_sigma
-        pix_mask = preprocess.window_masks(_frames(c.masks, win.frame_start, win.frame_end), c.height, c.width)
+        pix_mask = self._pixel_mask(win)
         masked = video * (pix_mask < 0.5)
         masked_latents = vae.encode(masked, self.generator, s.vae_tiling, self.dtype).to(self.device)
         mask = preprocess.latent_mask(pix_mask, L, self.lat_h, self.lat_w).to(self.device, self.dtype)
@@ -227,13 +227,17 @@ class Sampler:
                 self.on_step(StepInfo(win.index, i, done + i + 1, total, latents))
         return latents, captured
 
+    def _pixel_mask(self, win: Window) -> Tensor:
+        """The window's resized binary masks ``[1, 1, N, H, W]`` (also read one step early for the ID state: resizing
+        them twice is cheaper than holding them through the window's denoising)."""
+        c = self.cond
+        return preprocess.window_masks(_frames(c.masks, win.frame_start, win.frame_end), c.height, c.width)
+
     def _keep_index(self, win: Window, hole: Tensor) -> Tensor:
         """Token positions the next window may read: this window's holes plus the next window's (or all)."""
         if win.index + 1 >= len(self.plan.windows):
             return torch.arange(hole.shape[1], device=hole.device)
-        nxt = self.plan.windows[win.index + 1]
-        c = self.cond
-        pix = preprocess.window_masks(_frames(c.masks, nxt.frame_start, nxt.frame_end), c.height, c.width)
+        pix = self._pixel_mask(self.plan.windows[win.index + 1])
         nxt_hole = token_mask(preprocess.latent_mask(pix, self.plan.latents_per_window, self.lat_h, self.lat_w), self.cfg.patch_size)
         return torch.nonzero(hole.any(0) | nxt_hole.to(hole.device).any(0)).flatten()
 

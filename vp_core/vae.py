@@ -126,11 +126,6 @@ class VideoVAE:
         return torch.cat(result_rows, dim=3)
 
 
-def decoded_frame_count(latent_frames: int) -> int:
-    """Frames the CogVideoX VAE returns for ``latent_frames`` (odd: 4(L-1)+1, even: 4L, as the reference)."""
-    return 4 * (latent_frames - 1) + 1 if latent_frames % 2 == 1 else 4 * latent_frames
-
-
 def load_vae(folder: str | Path, dtype: torch.dtype | None = None, load_device=None, offload_device=None) -> VideoVAE:
     """The ``vae/`` folder of a CogVideoX diffusers download (``config.json`` + safetensors)."""
     folder = Path(folder)

@@ -64,9 +64,8 @@ class WindowPlan:
 
     @property
     def decoded_frames(self) -> int:
-        """Frames the VAE returns for the merged buffer (odd count: 4(L-1)+1; even count: 4L, as the reference)."""
-        n = self.merged_latents
-        return TEMPORAL_FACTOR * (n - 1) + 1 if n % 2 == 1 else TEMPORAL_FACTOR * n
+        """Frames the VAE returns for the merged buffer."""
+        return decoded_frame_count(self.merged_latents)
 
     @property
     def continue_cond_index(self) -> int:
@@ -102,6 +101,13 @@ class WindowPlan:
 def latents_for_frames(frames: int) -> int:
     """Latent frames the CogVideoX VAE produces for ``frames`` (4k+1) pixel frames."""
     return (frames - 1) // TEMPORAL_FACTOR + 1
+
+
+def decoded_frame_count(latent_frames: int) -> int:
+    """Frames the CogVideoX VAE returns for ``latent_frames`` (odd: 4(L-1)+1, even: 4L, as the reference: it decodes
+    2 latents per batch and only an odd first batch keeps its first latent as one frame)."""
+    n = latent_frames
+    return TEMPORAL_FACTOR * (n - 1) + 1 if n % 2 == 1 else TEMPORAL_FACTOR * n
 
 
 def check_window_frames(window_frames: int) -> None:

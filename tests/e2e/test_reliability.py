@@ -9,11 +9,9 @@ folders by the ``broken`` fixture; the pack lists folders when /object_info is r
 """
 from __future__ import annotations
 
-import copy
 import io
 import json
 import math
-import os
 import pickle
 import shutil
 import threading
@@ -29,7 +27,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 import comfy_client as cc
-from reliability_cases import BY_KEY, README, readme_table
+from reliability_cases import README, readme_table
 from reliability_cases import message as msg
 
 REPO = Path(__file__).resolve().parents[2]

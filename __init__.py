@@ -2,7 +2,7 @@
 
 Entrypoint only: the nodes live in ``nodes/``, the model and algorithm in ``vp_core/``.
 """
-from comfy_api.latest import ComfyExtension, io
+from comfy_api.v0_0_2 import ComfyExtension, io
 
 from .nodes import NODE_LIST
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import comfy.model_management
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..vp_core import composite, sampling
 from .memory import DECODE_REMEDY, call_releasing_memory

@@ -1,7 +1,7 @@
 """Encode node: video + mask (+ optional first frame) -> the sampler's inpainting input."""
 from __future__ import annotations
 
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..vp_core import preprocess
 from .types import INPAINT

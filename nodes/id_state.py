@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 import folder_paths
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..vp_core import id_state_io, sampling
 from ..vp_core.windows import decoded_frame_count

@@ -7,7 +7,7 @@ import comfy.model_management
 import comfy.utils
 import folder_paths
 import latent_preview
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..vp_core import id_state_io, preview, sampling, windows
 from .memory import SAMPLER_REMEDY, call_releasing_memory

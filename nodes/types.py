@@ -2,7 +2,7 @@
 wherever they fit; these carry VideoPainter-specific payloads that no core type describes."""
 from __future__ import annotations
 
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 VAE = io.Custom("VIDEOPAINTER_VAE")  # vp_core.vae.VideoVAE: the CogVideoX VAE (core VAE has no CogVideoX model)
 BRANCH = io.Custom("VIDEOPAINTER_BRANCH")  # ModelPatcher of the VideoPainter context encoder

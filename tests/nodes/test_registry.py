@@ -10,7 +10,7 @@ import pkgutil
 from pathlib import Path
 
 import pytest
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 REPO = Path(__file__).resolve().parents[2]
 WIDGET_INPUTS = (io.Int.Input, io.Float.Input, io.Combo.Input, io.Boolean.Input)

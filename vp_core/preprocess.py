@@ -290,7 +290,8 @@ def prepare_inpaint(
         raise ValueError(f"resize_mode: expected one of {', '.join(RESIZE_MODES)}; got {resize_mode!r}")
     step = frame_step(source_fps, target_fps, fps_rule)
     if source_fps > 0:
-        counted = f" (counted as {nominal_fps(source_fps)})" if fps_rule == "reference" else ""
+        nominal = nominal_fps(source_fps)
+        counted = f" (counted as {nominal})" if fps_rule == "reference" and nominal != source_fps else ""
         log.info("frame-rate sampling (fps_rule %s): %.6g fps%s -> target %.6g fps: step %d (frames 0, %d, %d, ...: "
                  "%.6g fps)", fps_rule, source_fps, counted, target_fps, step, step, 2 * step, source_fps / step)
     total = frames.shape[0]

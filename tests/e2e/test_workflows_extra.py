@@ -6,18 +6,22 @@ static or use core nodes only, so they add no model run to the shared server.
 FLUX Fill: core's FLUX loaders cannot take tiny random weights. UNETLoader detects FLUX by shape, but the head
 count (24) and RoPE axes (16+56+56) are fixed, so hidden_size must be 3072 (about 400M parameters for one block),
 and DualCLIPLoader type ``flux`` always builds the full 4.7B-parameter T5-XXL from ComfyUI's own config. So the
-e2e run replaces the FLUX half by a provided first frame: the node titled ``first_frame`` (FLUX's VAEDecode)
-becomes a LoadImage with the same id and title. The FLUX nodes are then not reachable from any output, so ComfyUI
-neither validates nor runs them. With the FLUX models installed the workflow runs as shipped.
+e2e run replaces the FLUX half (of the FLUX-Fill and the editing workflows) by a provided first frame: the node
+titled ``first_frame`` (FLUX's VAEDecode) becomes a LoadImage with the same id and title. The FLUX nodes are then
+not reachable from any output, so ComfyUI neither validates nor runs them. With the FLUX models installed the
+workflows run as shipped.
 """
 from __future__ import annotations
 
 import copy
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 import requests
 from PIL import Image
+from scipy import ndimage
 
 import comfy_client as cc
 import make_sample_clip
@@ -54,10 +58,16 @@ def flux_half_replaced(prompt: dict, image_name: str = FIRST_FRAME) -> dict:
     return out
 
 
+def has_flux_half(prompt: dict) -> bool:
+    """Whether the workflow makes its first frame with FLUX Fill (a VAEDecode titled ``first_frame``)."""
+    return any(n.get("_meta", {}).get("title") == "first_frame" and n["class_type"] == "VAEDecode" for n in prompt.values())
+
+
 def demo_prompt(server: cc.ServerHandle, path: Path, tmp_dir: Path) -> dict:
-    """The API workflow at ``path`` with its demo-size overrides, runnable with the tiny demo weights."""
+    """The API workflow at ``path`` with its demo-size overrides, runnable with the tiny demo weights (a FLUX half
+    replaced by a provided first frame)."""
     prompt = cc.apply_overrides(cc.load_workflow(path), cc.demo_sets(path))
-    if path.name == FLUX.name:
+    if has_flux_half(prompt):
         cc.upload_input(server, FIRST_FRAME, provided_first_frame(tmp_dir / FIRST_FRAME))
         prompt = flux_half_replaced(prompt)
     return prompt
@@ -105,8 +115,33 @@ def test_edit_workflow_has_no_id_lora_and_dilates_48():
     encode = prompt[cc.find_node(prompt, "encode")]["inputs"]
     sampler = prompt[cc.find_node(prompt, "sampler")]["inputs"]
     assert encode["dilate"] == 48 and sampler["window_mode"] == "fixed" and sampler["prev_clip_weight"] == 0.0
-    for title in ("video", "mask", "prompt", "negative_prompt", "seed", "backbone", "branch"):
+    for title in ("video", "mask", "prompt", "negative_prompt", "seed", "backbone", "branch", "first_frame_prompt"):
         cc.find_node(prompt, title)
+
+
+def check_flux_half(prompt: dict) -> None:
+    """FLUX Fill as the reference runs it (guidance 30, 50 steps, seed 0) on the encoder's frame 0 and mask, grown
+    by the encoder's dilation, prompted by ``first_frame_prompt``, decoded into the encoder's ``first_frame``."""
+    encode = prompt[cc.find_node(prompt, "encode")]["inputs"]
+    first = prompt[encode["first_frame"][0]]
+    assert first["_meta"]["title"] == "first_frame" and first["class_type"] == "VAEDecode"
+    sampler = prompt[first["inputs"]["samples"][0]]
+    assert sampler["class_type"] == "KSampler" and sampler["inputs"]["steps"] == 50 and sampler["inputs"]["seed"] == 0
+    assert sampler["inputs"]["cfg"] == 1.0
+    assert prompt[sampler["inputs"]["model"][0]]["inputs"]["unet_name"] == "flux1-fill-dev.safetensors"
+    conditioning = prompt[sampler["inputs"]["positive"][0]]
+    assert conditioning["class_type"] == "InpaintModelConditioning"
+    guidance = prompt[conditioning["inputs"]["positive"][0]]
+    assert guidance["inputs"]["guidance"] == 30.0
+    text = prompt[guidance["inputs"]["conditioning"][0]]["inputs"]["text"]
+    assert text == [cc.find_node(prompt, "first_frame_prompt"), 0]
+    source_id = conditioning["inputs"]["pixels"][0]
+    source = prompt[source_id]
+    assert source["class_type"] == "VideoPainterFirstFrame" and conditioning["inputs"]["mask"] == [source_id, 1]
+    assert source["inputs"]["video"] == encode["video"] and source["inputs"]["mask"] == encode["mask"]
+    assert source["inputs"]["dilate"] == encode["dilate"] and source["inputs"]["threshold"] == encode["threshold"]
+    clip = prompt[cc.find_node(prompt, "flux_text_encoders")]["inputs"]
+    assert (clip["clip_name1"], clip["clip_name2"], clip["type"]) == ("clip_l.safetensors", "t5xxl_fp16.safetensors", "flux")
 
 
 def test_style_lora_workflow_stacks_the_style_lora_after_the_id_lora():
@@ -119,37 +154,36 @@ def test_style_lora_workflow_stacks_the_style_lora_after_the_id_lora():
     assert demo[cc.find_node(demo, "style_lora")]["inputs"]["lora_name"] == "loras/videopainter_demo_style.safetensors"
 
 
-def test_flux_workflow_wires_flux_fill_into_first_frame():
-    prompt = cc.load_workflow(FLUX)
-    encode = prompt[cc.find_node(prompt, "encode")]["inputs"]
-    first = prompt[encode["first_frame"][0]]
-    assert first["_meta"]["title"] == "first_frame" and first["class_type"] == "VAEDecode"
-    sampler = prompt[first["inputs"]["samples"][0]]
-    assert sampler["class_type"] == "KSampler" and sampler["inputs"]["steps"] == 50
-    assert prompt[sampler["inputs"]["model"][0]]["inputs"]["unet_name"] == "flux1-fill-dev.safetensors"
-    conditioning = prompt[sampler["inputs"]["positive"][0]]
-    assert conditioning["class_type"] == "InpaintModelConditioning"
-    assert prompt[conditioning["inputs"]["positive"][0]]["inputs"]["guidance"] == 30.0
-    source = prompt[conditioning["inputs"]["pixels"][0]]
-    assert source["class_type"] == "ImageFromBatch" and source["inputs"]["image"] == encode["video"]
-    clip = prompt[cc.find_node(prompt, "flux_text_encoders")]["inputs"]
-    assert (clip["clip_name1"], clip["clip_name2"], clip["type"]) == ("clip_l.safetensors", "t5xxl_fp16.safetensors", "flux")
+@pytest.mark.parametrize("path, dilate", [(FLUX, 32), (EDIT, 48)], ids=["flux_fill", "edit"])
+def test_flux_workflows_wire_flux_fill_into_first_frame(path, dilate):
+    prompt = cc.load_workflow(path)
+    check_flux_half(prompt)
+    assert prompt[cc.find_node(prompt, "encode")]["inputs"]["dilate"] == dilate  # inpaint.sh 32, edit.sh 48
 
 
-def test_flux_workflow_without_flux_models_fails_validation_naming_them(server):
-    prompt = cc.apply_overrides(cc.load_workflow(FLUX), cc.demo_sets(FLUX))
-    with pytest.raises(cc.PromptValidationError) as e:
-        cc.submit(server, prompt)
-    message = str(e.value)
+@pytest.mark.parametrize("path", [FLUX, EDIT], ids=["flux_fill", "edit"])
+def test_flux_workflow_without_flux_models_fails_validation_naming_them(server, path):
+    """Without the FLUX models the video output cannot run and validation names the missing files. The editing
+    workflow's Mask Check is an output of its own that needs no FLUX, so ComfyUI accepts that prompt for the check
+    alone (HTTP 200) and returns the video output's errors as ``node_errors``."""
+    prompt = cc.apply_overrides(cc.load_workflow(path), cc.demo_sets(path))
+    r = requests.post(server.url + "/prompt", json={"prompt": prompt, "client_id": "vp-flux-missing"}, timeout=60)
+    body = r.json()
+    assert r.status_code == (400 if path == FLUX else 200), body
+    save = cc.find_node(prompt, "save")
+    assert any(save in e.get("dependent_outputs", []) for e in body["node_errors"].values()), body
+    message = cc.format_validation_error(body.get("error", {}), body["node_errors"])
     for missing in ("flux1-fill-dev.safetensors", "clip_l.safetensors", "t5xxl_fp16.safetensors", "ae.safetensors"):
         assert missing in message, message
 
 
-def test_flux_half_replacement_leaves_no_flux_node_reachable(server):
+@pytest.mark.parametrize("path", [FLUX, EDIT], ids=["flux_fill", "edit"])
+def test_flux_half_replacement_leaves_no_flux_node_reachable(server, path):
     info = cc.object_info(server)
-    full = cc.load_workflow(FLUX)
+    full = cc.load_workflow(path)
     half = flux_half_replaced(full)
-    flux_classes = {"UNETLoader", "DualCLIPLoader", "VAELoader", "KSampler", "InpaintModelConditioning", "VAEDecode"}
+    flux_classes = {"UNETLoader", "DualCLIPLoader", "VAELoader", "KSampler", "InpaintModelConditioning", "VAEDecode",
+                    "VideoPainterFirstFrame"}
     assert {full[n]["class_type"] for n in reachable(full, info)} >= flux_classes  # as shipped, FLUX Fill runs
     runs = {half[n]["class_type"] for n in reachable(half, info)}
     assert not runs & flux_classes, runs & flux_classes
@@ -170,3 +204,39 @@ def test_mask_check_warnings_reach_the_client_and_the_log(server):
     assert "WARNING: empty mask (no hole: nothing to fill) in every frame" in report, report
     log = server.log_path.read_text(errors="replace")[log_start:]
     assert "VideoPainter Mask Check: empty mask (no hole: nothing to fill) in every frame" in log, log[-2000:]
+
+
+def test_first_frame_node_reads_frame_0_of_a_video_like_of_its_frames(server, tmp_path):
+    """Core nodes and the first-frame helper only (no model): a VIDEO straight from LoadVideo gives the same frame 0
+    and grown mask as the decoded IMAGE / MASK batches, and the mask grows like ``cv2.dilate`` with 32 x 32."""
+    def first_frame(video, mask):
+        return {"class_type": "VideoPainterFirstFrame", "inputs": {"video": video, "mask": mask, "dilate": 32, "threshold": 0.5}}
+
+    def save(image, prefix):
+        return {"class_type": "SaveImage", "inputs": {"images": image, "filename_prefix": f"vp_first_frame/{prefix}"}}
+
+    prompt = {
+        "1": {"class_type": "LoadVideo", "inputs": {"file": "vp_sample.mp4"}},
+        "2": {"class_type": "LoadVideo", "inputs": {"file": "vp_sample_mask.mp4"}},
+        "3": {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}},
+        "4": {"class_type": "GetVideoComponents", "inputs": {"video": ["2", 0]}},
+        "5": {"class_type": "ImageToMask", "inputs": {"image": ["4", 0], "channel": "red"}},
+        "6": first_frame(["1", 0], ["2", 0]),
+        "7": first_frame(["3", 0], ["5", 0]),
+        "8": {"class_type": "MaskToImage", "inputs": {"mask": ["6", 1]}},
+        "9": {"class_type": "MaskToImage", "inputs": {"mask": ["7", 1]}},
+        "10": save(["6", 0], "video_image"), "11": save(["7", 0], "batch_image"),
+        "12": save(["8", 0], "video_mask"), "13": save(["9", 0], "batch_mask"),
+    }
+    result = cc.submit(server, prompt, timeout=120).raise_for_status()
+    files = {f.name.split("_0")[0]: np.asarray(Image.open(f)) for f in cc.collect_outputs(server, result.history, tmp_path)}
+    assert set(files) == {"video_image", "batch_image", "video_mask", "batch_mask"}, sorted(files)
+    video, mask = make_sample_clip.sample_frames()
+    assert files["video_image"].shape == video[0].shape
+    assert np.abs(files["video_image"].astype(int) - files["batch_image"].astype(int)).max() <= 1
+    assert (files["video_mask"] != files["batch_mask"]).mean() < 1e-3
+    with av.open(str(server.input_dir / "vp_sample_mask.mp4")) as f:
+        red = next(f.decode(video=0)).to_ndarray(format="rgb24")[..., 0]
+    expected = ndimage.binary_dilation(red / 255.0 > 0.5, structure=np.ones((32, 32), bool), origin=-1)  # cv2's anchor
+    assert ((files["video_mask"][..., 0] > 127) != expected).mean() < 1e-3
+    assert expected.sum() > (red > 127).sum()

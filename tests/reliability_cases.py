@@ -188,6 +188,11 @@ ROWS: tuple[Row, ...] = (
         "id_state: this state does not fit this run: working size 80x96 (WxH; this run: 64x96). It was made with "
         "other weights or settings: run this part with the backbone, working size (Encode width x height), window "
         "settings and cfg of the part that made the state, or without id_state."),
+    Row("state_other_cfg", "16.2", "chained ID state made with cfg 6, part 2 with cfg 1 (no CFG batch)",
+        "error (before any step)",
+        "id_state: this state does not fit this run: CFG batch (2 with cfg > 1, 1 without) 2 (this run: 1). It was made "
+        "with other weights or settings: run this part with the backbone, working size (Encode width x height), window "
+        "settings and cfg of the part that made the state, or without id_state."),
     Row("state_other_model", "16.2", "ID state made with another model (6 blocks instead of 4)", "error (before any step)",
         "id_state: this state does not fit this run: model fingerprint bea39ed4e8443bfa (this model: fa3b51823b1b950d): "
         "num_layers 6 (this model: 4). It was made with other weights or settings: run this part with the backbone, "

@@ -77,8 +77,12 @@ def test_16_1_an_id_state_file_missing_a_tensor(server, tmp_path):
 # ------------------------------------------------------------------------------------------------ 16.2 fit
 
 
-def test_16_2_a_chained_state_from_another_working_size_is_refused_before_any_step(server):
-    parts = cc.apply_overrides(cc.load_workflow(PARTS), {**cc.demo_sets(PARTS), "encode_part2.width": 64,
+@pytest.mark.parametrize("change, key", [({"encode_part2.width": 64}, "state_other_size"),
+                                         ({"sampler_part2.cfg": 1.0}, "state_other_cfg")])
+def test_16_2_a_chained_state_that_does_not_fit_is_refused_before_any_step(server, change, key):
+    """Today's main: another working size meets the positional-embedding check with a message that does not name
+    the state; another cfg crashes in the transformer ("Sizes of tensors must match")."""
+    parts = cc.apply_overrides(cc.load_workflow(PARTS), {**cc.demo_sets(PARTS), **change,
                                                          "sampler_part1.steps": 1, "sampler_part2.steps": 1})
     steps_of_part2 = []
 
@@ -89,7 +93,7 @@ def test_16_2_a_chained_state_from_another_working_size_is_refused_before_any_st
     result = cc.submit(server, parts, on_progress=on_progress, timeout=600)
     assert result.status == "error" and result.error.node_type == "VideoPainterSampler", result.status
     assert result.error.node_id == cc.find_node(parts, "sampler_part2")
-    assert result.error.exception_message.strip() == msg("state_other_size")
+    assert result.error.exception_message.strip() == msg(key)
     assert steps_of_part2 == [], "part 2 ran steps before refusing the state"
 
 

@@ -6,7 +6,6 @@ Messages come from ``tests/reliability_cases.py`` (the README table); the prompt
 """
 from __future__ import annotations
 
-import copy
 import os
 import pickle
 import shutil

@@ -7,7 +7,6 @@ import dataclasses
 import logging
 from unittest import mock
 
-import comfy.model_management
 import folder_paths
 import pytest
 import torch
@@ -106,14 +105,6 @@ def test_16_2_saved_states_keep_what_they_were_made_with(part, tmp_path):
     assert loaded_state.made_with == state.made_with
     assert set(state.made_with["model"]) == set(MODEL_FIELDS)
     assert state.made_with["tokens"] == 5 * 6 * 5 and state.made_with["batch"] == 2
-
-
-@pytest.fixture
-def memory_calls():
-    mm = comfy.model_management
-    with mock.patch.object(mm, "soft_empty_cache", wraps=mm.soft_empty_cache) as empty, \
-            mock.patch.object(mm, "unload_all_models", wraps=mm.unload_all_models) as unload:
-        yield empty, unload
 
 
 def test_16_3_nan_from_the_vae_while_decoding(loaded, memory_calls):

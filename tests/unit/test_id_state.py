@@ -3,7 +3,6 @@ safetensors round trip, and resetting it at a window changes only what it should
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch

@@ -18,7 +18,6 @@ difference: exactly 0 for every output.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch

@@ -12,10 +12,10 @@ from .fid import frechet_distance, vfid
 from .frame import MODES
 from .models import ALL as MODEL_FILES
 from .models import SUBDIR, MetricModels, MissingMetricModelError, load_metric_models, locate
-from .video import FRAME_AVERAGED, MASKED, WHOLE, ClipMetrics, clip_metrics, replace_background
+from .video import FRAME_AVERAGED, MASKED, WHOLE, ClipMetrics, clip_metrics, ground_truth_at, replace_background
 
 __all__ = [
     "MODES", "MODEL_FILES", "SUBDIR", "WHOLE", "MASKED", "FRAME_AVERAGED", "ClipMetrics", "MetricModels",
-    "MissingMetricModelError", "clip_metrics", "frechet_distance", "load_metric_models", "locate",
+    "MissingMetricModelError", "clip_metrics", "frechet_distance", "ground_truth_at", "load_metric_models", "locate",
     "replace_background", "vfid",
 ]

@@ -69,3 +69,22 @@ def clip_metrics(models: MetricModels, gt: Tensor, result: Tensor, hole: Tensor,
     real = video_features(models.i3d, gt, batch_stats).numpy()
     fake = video_features(models.i3d, result, batch_stats).numpy()
     return ClipMetrics({k: values[k] for k in WHOLE + MASKED}, int(gt.shape[0]), real, fake)
+
+
+def ground_truth_at(frames: Tensor, holes: Tensor, height: int, width: int, dilate: int,
+                    chunk: int = 8) -> tuple[Tensor, Tensor]:
+    """The reference's measuring ground truth from source frames ``uint8 [T, H, W, 3]`` and undilated holes
+    ``uint8 [T, H, W]`` (255 = hole): frames resized like the pipeline's input (``preprocess.window_video``, PIL
+    Lanczos, through [-1, 1] and back, truncated to uint8 as ``(x * 255).astype(np.uint8)``), and the holes dilated at
+    source resolution then resized and binarised like the model's masks (``preprocess.window_masks``) -> 0/1.
+    Done ``chunk`` frames at a time so a long 1080p clip is never held as floats."""
+    from .. import preprocess
+
+    gts, masks = [], []
+    for s in range(0, frames.shape[0], chunk):
+        v = preprocess.window_video(frames[s:s + chunk], height, width)[0]  # [3, F, h, w] in [-1, 1]
+        v = (v / 2 + 0.5).clamp(0, 1).permute(1, 2, 3, 0)  # the pipeline's postprocess_video, then * 255 -> uint8
+        gts.append((v * 255).to(torch.uint8))
+        m = preprocess.window_masks(preprocess.dilate(holes[s:s + chunk], dilate), height, width)[0, 0]
+        masks.append(m.to(torch.uint8))
+    return torch.cat(gts), torch.cat(masks)

@@ -171,7 +171,7 @@ def _read_davis(row: dict, max_frames: int | None, size: tuple[int, int]) -> tup
     names = sorted(os.listdir(folder))[:max_frames]
     frames, holes = [], []
     for i, name in enumerate(names):
-        img = torch.from_numpy(np.asarray(Image.open(folder / name).convert("RGB"))).permute(2, 0, 1)[None].float()
+        img = torch.from_numpy(np.array(Image.open(folder / name).convert("RGB"))).permute(2, 0, 1)[None].float()
         img = F.interpolate(img, size=(h, w), mode="bilinear", align_corners=False)  # cv2.INTER_LINEAR (no antialias)
         frames.append(img[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8))
         mask_path = mask_folder / f"{i:05d}.png"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 import subprocess
@@ -98,12 +99,16 @@ def metrics_dir(tmp_path_factory) -> Path:
     return tiny.write_tiny_metric_models(tmp_path_factory.mktemp("metric_models") / "videopainter" / "metrics")
 
 
-def run_eval(server, metrics_dir: Path, out: Path, args: list[str]) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(REPO / "scripts" / "vp_eval.py"), "--server", server.url, "--metrics-dir",
-           str(metrics_dir), "--out", str(out), "--sets-file", str(REPO / "scripts/demo_sets/videopainter_inpaint.json"),
-           *FAST, *args]
+def eval_argv(server, metrics_dir: Path, out: Path, args: list[str]) -> list[str]:
+    return ["--server", server.url, "--metrics-dir", str(metrics_dir), "--out", str(out),
+            "--sets-file", str(REPO / "scripts/demo_sets/videopainter_inpaint.json"), *FAST, *args]
+
+
+def run_cli(argv: list[str]) -> subprocess.CompletedProcess:
+    """The script as a user runs it, offline."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "vp_eval.py"), *argv], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc
 
@@ -133,7 +138,8 @@ def _numbers(table):
 
 
 @pytest.mark.parametrize("dataset", ["VPBench", "davis"])
-def test_vp_eval_writes_the_reference_table_reproducibly_and_resumes(server, metrics_dir, tmp_path, dataset):
+def test_vp_eval_writes_the_reference_table_reproducibly_and_resumes(server, metrics_dir, tmp_path, dataset,
+                                                                      monkeypatch, caplog, capsys):
     if dataset == "VPBench":
         d = make_vpbench(tmp_path / "data")
         args = ["--dataset", "VPBench", "--csv", str(d["csv"]), "--video-root", str(d["video_root"]),
@@ -144,30 +150,30 @@ def test_vp_eval_writes_the_reference_table_reproducibly_and_resumes(server, met
                 "--caption-csv", str(d["caption_csv"]), "--width", "80", "--height", "96", "--dilate", "0",
                 "--replace-gt", "off", "--mode", "background"]
     first = tmp_path / "run1"
-    run_eval(server, metrics_dir, first, args)
+    run_cli(eval_argv(server, metrics_dir, first, args))
     table = check_table(first, dataset, 2)
     assert all(int(r["Frames"]) == FRAMES for r in table[:-1])
+    # the rest in-process (the script is a module with main()): the same code without re-importing torch
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     second = tmp_path / "run2"
-    run_eval(server, metrics_dir, second, args)
+    assert vp_eval.main(eval_argv(server, metrics_dir, second, args)) == 0
     assert _numbers(check_table(second, dataset, 2)) == _numbers(table)
     before = (first / f"{dataset}_metrics.csv").read_text()
-    resumed = run_eval(server, metrics_dir, first, args)
-    assert "0 to run" in resumed.stderr
+    with caplog.at_level(logging.INFO, logger="vp_eval"):
+        assert vp_eval.main(eval_argv(server, metrics_dir, first, args)) == 0
+    assert "2 already done" in caplog.text and "0 to run" in caplog.text
     assert (first / f"{dataset}_metrics.csv").read_text() == before
     # another setting into the same folder is refused, not mixed in
-    other = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "vp_eval.py"), "--server", server.url, "--metrics-dir",
-         str(metrics_dir), "--out", str(first), *args, "--seed", "7"], capture_output=True, text=True, cwd=REPO)
-    assert other.returncode == 2 and "another setting" in other.stderr
+    assert vp_eval.main(eval_argv(server, metrics_dir, first, [*args, "--seed", "7"])) == 2
+    assert "another setting" in capsys.readouterr().err
 
 
-def test_vp_eval_missing_metric_model_fails_before_any_clip(server, tmp_path):
+def test_vp_eval_missing_metric_model_fails_before_any_clip(server, tmp_path, capsys):
     d = make_davis(tmp_path / "data")
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "vp_eval.py"), "--server", server.url,
-         "--metrics-dir", str(tmp_path / "nothing"), "--out", str(tmp_path / "out"), "--dataset", "davis",
-         "--video-root", str(d["video_root"]), "--mask-root", str(d["mask_root"]), "--caption-csv",
-         str(d["caption_csv"])], capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode == 2
-    assert "clip-vit-large-patch14" in proc.stderr and "hf download" in proc.stderr
+    rc = vp_eval.main(["--server", server.url, "--metrics-dir", str(tmp_path / "nothing"), "--out",
+                       str(tmp_path / "out"), "--dataset", "davis", "--video-root", str(d["video_root"]),
+                       "--mask-root", str(d["mask_root"]), "--caption-csv", str(d["caption_csv"])])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "clip-vit-large-patch14" in err and "hf download" in err
     assert not (tmp_path / "out" / "davis_metrics.csv").exists()

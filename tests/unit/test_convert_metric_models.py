@@ -30,7 +30,7 @@ def test_lpips_conversion_keeps_every_backbone_tensor(tmp_path):
         got = net.net(net.scaling_layer(x))[-1]
     assert torch.allclose(got, want, atol=1e-6)
     heads = torch.load(Path(conv.importlib.util.find_spec("torchmetrics").origin).parent / "functional" / "image"
-                       / "lpips_models" / "squeeze.pth", weights_only=True)
+                       / "lpips_models" / "squeeze.pth", map_location="cpu", weights_only=True)
     assert torch.equal(load_file(path)["lin0.model.1.weight"], heads["lin0.model.1.weight"])
 
 

@@ -154,6 +154,9 @@ def build_prompt(row: dict, cfg: EvalConfig, video_name: str, mask_name: str,
     prompt = cc.apply_overrides(prompt, sets)
     enc = prompt[_node_of_class(prompt, "VideoPainterEncode")]["inputs"]
     enc["dilate"] = cfg.dilate
+    for node in prompt.values():  # FLUX Fill's mask grows by the same kernel as the encoder's (the reference's)
+        if node.get("class_type") == "VideoPainterFirstFrame":
+            node["inputs"]["dilate"] = cfg.dilate
     enc["target_fps"] = float(clip_fps)
     sampler = prompt[_node_of_class(prompt, "VideoPainterSampler")]["inputs"]
     if "replace_gt" in sampler:

@@ -117,3 +117,14 @@ def resolve(kind: str, name: str) -> Path:
         if candidate is not None and candidate.exists():
             return candidate
     raise ValueError(f"{name!r} not found under models/{FOLDER} (searched: {', '.join(map(str, _roots())) or 'none'})")
+
+
+def metrics_dir() -> Path:
+    """``models/videopainter/metrics`` (the evaluation networks, see ``vp_core.metrics.models``): the first
+    ``videopainter`` root that has one, else where it should be (loading then says what is missing)."""
+    from ..vp_core.metrics import SUBDIR
+
+    for root in _roots():
+        if (root / SUBDIR).is_dir():
+            return root / SUBDIR
+    return Path(folder_paths.models_dir) / FOLDER / SUBDIR

@@ -13,7 +13,7 @@ from ..vp_core import id_state_io, preview, sampling, windows
 from .memory import SAMPLER_REMEDY, call_releasing_memory
 from .paths import file_name_error
 from .types import ID_STATE, INPAINT, VAE
-from .utils import window_inputs
+from .utils import advanced_boolean, window_inputs
 
 
 def _embedding(conditioning, name: str):
@@ -104,6 +104,12 @@ class VideoPainterSampler(io.ComfyNode):
                 io.String.Input("autosave_name", default="", optional=True,
                                 tooltip="If set, a checkpoint is written to output/videopainter/autosave/<name>.safetensors after every "
                                         "window; load it with 'VideoPainter Load ID State' into id_state to resume an interrupted run exactly."),
+                advanced_boolean("replace_gt", default=True,
+                                 tooltip="After every step, paste the (noised) known latents outside the hole, as the reference "
+                                         "(--replace_gt). Its evaluation reports both settings."),
+                advanced_boolean("mask_add", default=True,
+                                 tooltip="Add the branch's features on the hole's tokens only, as the reference (--mask_add; the "
+                                         "branch was trained so). Off: on every token."),
                 ID_STATE.Input("id_state", optional=True,
                                tooltip="Continue from an ID state (the previous part of the clip: encode this part with first_frame_gt "
                                        "off and no first frame), or resume from an autosave checkpoint (same clip and settings)."),
@@ -127,11 +133,11 @@ class VideoPainterSampler(io.ComfyNode):
     def execute(cls, model, vae, inpaint, positive, negative, seed: int, steps: int, cfg: float, dynamic_cfg: bool,
                 scheduler: str, window_frames: int, overlap_frames: int, window_mode: str, prev_clip_weight: float,
                 vae_tiling: bool, output_id_state: bool = False, id_reset_windows: str = "", autosave_name: str = "",
-                id_state=None) -> io.NodeOutput:
+                id_state=None, replace_gt: bool = True, mask_add: bool = True) -> io.NodeOutput:
         plan = windows.plan_windows(inpaint.pipeline.video.shape[0], window_frames, overlap_frames, window_mode)
         settings = sampling.SamplerSettings(
             steps=steps, guidance=cfg, dynamic_cfg=dynamic_cfg, scheduler=scheduler, prev_clip_weight=prev_clip_weight,
-            vae_tiling=vae_tiling, seed=seed,
+            vae_tiling=vae_tiling, seed=seed, replace_gt=replace_gt, mask_add=mask_add,
         )
         reset, autosave = _windows_list(id_reset_windows, len(plan.windows)), _autosaver(autosave_name)
         bar = comfy.utils.ProgressBar(len(plan.windows) * steps)

@@ -66,7 +66,7 @@ ROWS: tuple[Row, ...] = (
         "(e.g. Convert Mask to Image -> Upscale Image -> Convert Image to Mask)"),
     Row("mask_empty", "3", "empty mask (SolidMask 0)", "warning, completes",
         "the mask is empty: there is nothing to fill; the video is only re-encoded"),
-    Row("mask_full", "3", "full mask (SolidMask 1)", "completes (frame 0 stays known with first_frame_gt)"),
+    Row("mask_full", "3", "full mask (SolidMask 1)", "completes (no first frame: frame 0 is filled too)"),
     Row("mask_soft", "4", "soft mask (blurred 3-channel mask video through Convert Image to Mask)",
         "completes (values above `threshold` are holes)"),
     Row("mask_image", "4", "IMAGE wired straight into the mask input", "refused (HTTP 400)",

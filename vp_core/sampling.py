@@ -67,7 +67,7 @@ class InpaintConditioning:
 
     video: Tensor  # uint8 [T, H, W, 3]
     masks: Tensor  # uint8 [T, H, W], 255 = hole
-    image: Tensor  # uint8 [H, W, 3]
+    image: Tensor | None  # uint8 [H, W, 3]; None: no first frame, window 0 gets a zero image latent
     positive: Tensor  # [1, text_len, text_dim]
     negative: Tensor | None
     height: int
@@ -139,7 +139,12 @@ class Sampler:
         """Encode the window (draws in the reference's order) and build its latent mask."""
         c, s, vae = self.cond, self.s, self.m.vae
         video = preprocess.window_video(_frames(c.video, win.frame_start, win.frame_end), c.height, c.width)
-        if prev_latents is None:
+        if prev_latents is None and c.image is None:
+            # No first frame (preprocess.first_frame_inputs): the all-zero image latent of the training's image
+            # dropout. Nothing is encoded, so no random draw is taken for it.
+            log.info("window 0: no first frame, zero image latent")
+            image_latents = torch.zeros(1, 1, self.cfg.latent_channels, self.lat_h, self.lat_w, dtype=self.dtype)
+        elif prev_latents is None:
             img = preprocess.image(c.image, c.height, c.width)[:, :, None]
             image_latents = vae.encode(img, self.generator, s.vae_tiling, self.dtype)
         else:

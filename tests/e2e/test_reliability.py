@@ -217,7 +217,7 @@ def broken(models_dir: Path):
 @pytest.fixture(scope="module")
 def warm(server):
     """One good 2-frame run (branch strength 1.0): loads the models, and is the 'alone' run of the pair test.
-    (With 1 frame there is nothing to fill: first_frame_gt makes frame 0 known.)"""
+    (2 frames: the shortest clip with a frame after frame 0.)"""
     result = completes(server, clip(2))
     return preview_pixels(server, result)
 

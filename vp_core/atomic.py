@@ -9,13 +9,17 @@ packages' file-object API does not fit.)
 """
 from __future__ import annotations
 
+import logging
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 TEMP_SUFFIX = ".tmp"
+STALE_AFTER_S = 3600  # a temp file of the same name untouched this long was left by a killed writer
+log = logging.getLogger(__name__)
 
 
 def temp_name(path: Path) -> Path:
@@ -52,6 +56,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         raise
     _fsync(final.parent, directory=True)
+    _remove_stale_temps(final)
+
+
+def _remove_stale_temps(final: Path) -> None:
+    """A kill mid-write leaves its temp file (at real size an ID state is ~9 GB): remove those of ``final`` that no
+    writer has touched for :data:`STALE_AFTER_S` (a live writer keeps its file's mtime fresh)."""
+    cutoff = time.time() - STALE_AFTER_S
+    for tmp in final.parent.glob(f".{final.name}.*{TEMP_SUFFIX}"):
+        try:
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+                log.info("removed %s, left by an interrupted write of %s", tmp.name, final.name)
+        except OSError:  # removed meanwhile, or not ours to remove
+            pass
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -167,6 +167,8 @@ def test_16_6_kill_during_an_autosave_write_leaves_a_checkpoint_that_resumes_exa
         victim.stop()
     ckpt = victim.output_dir / "videopainter" / "autosave" / f"{name}.safetensors"
     assert ckpt.is_file(), "the first checkpoint is gone"
+    killed = list(ckpt.parent.glob(f".{ckpt.name}.*.tmp"))
+    assert len(killed) == 1, killed  # the killed write went to a temporary name (removed by a later write once stale)
     state = id_state_io.load_state(ckpt)  # loadable: the write in progress did not touch it
     assert state.resume_window == 1
 

@@ -157,3 +157,14 @@ def test_save_state_writes_through_a_temporary_name(tmp_path, monkeypatch):
     save_state(state(), tmp_path / "s.safetensors")
     assert len(seen) == 1 and seen[0][1] == "s.safetensors"
     assert seen[0][0].startswith(".s.safetensors.") and seen[0][0].endswith(".tmp")
+
+
+def test_temp_files_left_by_a_killed_writer_are_removed_once_stale(tmp_path):
+    target = tmp_path / "ckpt.safetensors"
+    stale, fresh = atomic.temp_name(target), atomic.temp_name(target)
+    for path in (stale, fresh):
+        path.write_bytes(b"half")
+    old = os.stat(stale).st_mtime - atomic.STALE_AFTER_S - 60
+    os.utime(stale, (old, old))
+    atomic.write_bytes(target, b"new")
+    assert not stale.exists() and fresh.exists() and target.read_bytes() == b"new"

@@ -5,6 +5,7 @@ import json
 import logging
 
 import comfy.model_management as mm
+import comfy.utils
 from comfy_api.v0_0_2 import io, ui
 
 from ..vp_core import metrics
@@ -66,7 +67,13 @@ class VideoPainterMetrics(io.ComfyNode):
     def execute(cls, original, result, mask, mode: str, dilate: int, replace_gt: bool, caption: str = "",
                 region_caption: str = "") -> io.NodeOutput:
         models = metrics.load_metric_models(paths.metrics_dir(), mm.get_torch_device())
-        m = metrics.compare(models, original, result, mask, caption, region_caption, mode, replace_gt, dilate)
+        bar = comfy.utils.ProgressBar(metrics.progress_steps(min(original.shape[0], result.shape[0])))
+
+        def step() -> None:
+            mm.throw_exception_if_processing_interrupted()
+            bar.update(1)
+
+        m = metrics.compare(models, original, result, mask, caption, region_caption, mode, replace_gt, dilate, step)
         text = metrics.report(m, mode)
         v = m.values
         return io.NodeOutput(

@@ -2,6 +2,7 @@
 CLIP scores) plus the clip's I3D features for the dataset-level VFID."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,12 +43,19 @@ def replace_background(gt: Tensor, result: Tensor, hole: Tensor) -> Tensor:
     return result * h + gt * (1 - h)
 
 
+def progress_steps(frames: int) -> int:
+    """How many times ``clip_metrics`` calls ``on_step``: once per frame, then CLIP, temporal and I3D."""
+    return frames + 3
+
+
 def clip_metrics(models: MetricModels, gt: Tensor, result: Tensor, hole: Tensor, caption: str, region_caption: str,
-                 mode: str = "reference") -> ClipMetrics:
+                 mode: str = "reference", on_step: Callable[[], None] | None = None) -> ClipMetrics:
     """Every per-video metric of ``result`` against ``gt`` (uint8 ``[T, H, W, 3]``) with ``hole`` (``[T, H, W]``,
-    1 = hole, the dilated mask the model was given), in ``mode`` (``frame.MODES``)."""
+    1 = hole, the dilated mask the model was given), in ``mode`` (``frame.MODES``). ``on_step`` is called
+    ``progress_steps(T)`` times (progress bar, interruption check)."""
     frame.check_mode(mode)
     _check(gt, result, hole)
+    step = on_step or (lambda: None)
     hole = (hole > 0).to(torch.uint8)
     dev = next(models.lpips_net.parameters()).device
     per_frame: dict[str, list[float]] = {n: [] for n in FRAME_AVERAGED}
@@ -57,17 +65,21 @@ def clip_metrics(models: MetricModels, gt: Tensor, result: Tensor, hole: Tensor,
             per_frame[k].append(v)
         for k, v in frame.masked(g, r, h, models.lpips, mode, models.lpips_map).items():
             per_frame[f"masked_{k}"].append(v)
+        step()
     per_frame["clip_score"] = clip.clip_scores(models.clip_score, models.clip_processor, result, caption, None, mode)
     per_frame["masked_clip_score"] = clip.clip_scores(models.clip_score, models.clip_processor, result, caption, hole, mode)
     per_frame["masked_region_clip_score"] = clip.clip_scores(
         models.clip_score, models.clip_processor, result, region_caption, hole, mode)
+    step()
     values = {k: float(np.mean(v)) for k, v in per_frame.items()}
     tc = dict(mode=mode, mean=models.temporal_mean, std=models.temporal_std)
     values["temporal_consistency"] = clip.temporal_consistency(models.clip_temporal, result, None, **tc)
     values["masked_temporal_consistency"] = clip.temporal_consistency(models.clip_temporal, result, hole, **tc)
+    step()
     batch_stats = mode == "reference"
     real = video_features(models.i3d, gt, batch_stats).numpy()
     fake = video_features(models.i3d, result, batch_stats).numpy()
+    step()
     return ClipMetrics({k: values[k] for k in WHOLE + MASKED}, int(gt.shape[0]), real, fake)
 
 
@@ -98,7 +110,7 @@ def quantize(images: Tensor) -> Tensor:
 
 def compare(models: MetricModels, original: Tensor, result: Tensor, mask: Tensor, caption: str = "",
             region_caption: str = "", mode: str = "reference", replace_gt: bool = False,
-            dilate: int = 0) -> ClipMetrics:
+            dilate: int = 0, on_step: Callable[[], None] | None = None) -> ClipMetrics:
     """Metrics of a result against the original clip, from ComfyUI tensors: ``original`` / ``result`` IMAGE
     ``[T, H, W, 3]`` and ``mask`` MASK ``[T or 1, H, W]`` at the original's size (1 = hole, threshold 0.5).
 
@@ -126,7 +138,7 @@ def compare(models: MetricModels, original: Tensor, result: Tensor, mask: Tensor
     res = quantize(result[:n]).cpu()
     if replace_gt:
         res = replace_background(gt, res, hole)
-    out = clip_metrics(models, gt, res, hole, caption or " ", region_caption or caption or " ", mode)
+    out = clip_metrics(models, gt, res, hole, caption or " ", region_caption or caption or " ", mode, on_step)
     for key in ("clip_score", "masked_clip_score"):
         if not caption.strip():
             out.values[key] = float("nan")

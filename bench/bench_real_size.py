@@ -10,7 +10,8 @@ Writes once, under ``--root`` (default ``/tmp/vp_real_size``, delete it afterwar
   (rank ``--lora-rank`` on to_q/k/v/out of every block; the published rank is not assumed).
 
 Then each phase runs in its own subprocess (peaks cannot mix) and reports load time and peak RSS (``VmHWM``)
-against the size of the files it read:
+against the size of the files it read; the ratio is (peak - RSS before loading) / files, the RSS before loading
+being the process after its imports (torch, ComfyUI, diffusers):
 * ``text``: ``text.load_text_encoder`` + two prompts through ``text.encode_prompt``; the embeddings are saved and
   the process exits, so the text encoder and the backbone are never in memory together (as in ComfyUI);
 * ``bf16`` / ``fp8``: ``loaders.load_backbone`` (bf16, or fp8_e4m3fn storage) + ``load_branch`` + ``load_vae`` +
@@ -42,28 +43,42 @@ T5_XXL = dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24
 BACKBONE_SHARDS, T5_SHARDS = 3, 2
 
 
-def peak_rss_bytes() -> int:
+def _status_bytes(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
     return 0
 
 
+def peak_rss_bytes() -> int:
+    return _status_bytes("VmHWM")
+
+
+def rss_bytes() -> int:
+    """Resident now: taken after the imports, before any weight is read (torch + ComfyUI + diffusers, ~0.7-1 GB)."""
+    return _status_bytes("VmRSS")
+
+
 def random_state(shapes: dict, seed: int):
-    """Deterministic, cheap, finite stand-ins (one random base buffer, rolled per tensor): norm weights 1, other
-    vectors small, matrices ~ N(0, 1/fan_in). Yields (key, bf16 tensor) one at a time."""
+    """Deterministic, cheap, finite stand-ins: slices of one random bf16 buffer (~N(0, 0.02^2)) at a different
+    offset per tensor, norm weights 1, other vectors small. Cheap on purpose (writing is memcpy-bound, not RNG-bound);
+    yields (key, bf16 tensor) one at a time."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
-    base = torch.randn(1 << 22, generator=g)
+    base = (0.02 * torch.randn(1 << 26, generator=g)).to(torch.bfloat16)
     for i, (key, shape) in enumerate(shapes.items()):
         n = math.prod(shape)
-        if len(shape) <= 1:
-            t = torch.ones(shape) if ("norm" in key or "layer_norm" in key) and key.endswith("weight") else 0.02 * base[:n].reshape(shape)
-        else:
-            reps = -(-n // base.numel())
-            t = torch.roll(base, (i * 7919) % base.numel()).repeat(reps)[:n].reshape(shape) / math.sqrt(math.prod(shape[1:]))
-        yield key, t.to(torch.bfloat16)
+        if len(shape) <= 1 and ("norm" in key or "layer_norm" in key) and key.endswith("weight"):
+            yield key, torch.ones(shape, dtype=torch.bfloat16)
+            continue
+        off = (i * 7919) % base.numel()
+        parts, need = [], n
+        while need > 0:
+            take = min(need, base.numel() - off)
+            parts.append(base[off:off + take])
+            need, off = need - take, 0
+        yield key, (parts[0].clone() if len(parts) == 1 else torch.cat(parts)).reshape(shape)  # own storage: safetensors refuses shared
 
 
 def write_sharded(folder: Path, shapes: dict, base: str, shards: int, seed: int) -> None:
@@ -131,7 +146,7 @@ def write_all(root: Path, layers: int, t5_layers: int, lora_rank: int) -> None:
     (branch / "diffusion_pytorch_model-00001-of-00001.safetensors").rename(branch / "diffusion_pytorch_model.safetensors")
     (branch / "diffusion_pytorch_model.safetensors.index.json").unlink()
     (branch / "config.json").write_text(json.dumps({"_class_name": "CogvideoXBranchModel", **fields, "num_layers": 2,
-                                                    "in_channels": 16, "wo_text": False, "id_pool_resample_learnable": False}))
+                                                    "wo_text": False, "id_pool_resample_learnable": False}))
     inner = cfg.inner_dim
     lora = {}
     for i in range(layers):
@@ -156,12 +171,15 @@ def phase_text(root: Path) -> dict:
     from vp_core import text
 
     base = root / "CogVideoX-5b-I2V"
+    import comfy.sd  # noqa: F401  (imports before the baseline)
+
+    base_rss = rss_bytes()
     t0 = time.perf_counter()
     clip = text.load_text_encoder(base, torch.bfloat16)
     load_s = time.perf_counter() - t0
     pos, neg = text.encode_prompt(clip, "a red ball rolls on the grass"), text.encode_prompt(clip, "")
     save_file({"positive": pos.float().contiguous(), "negative": neg.float().contiguous()}, str(root / "embeddings.safetensors"))
-    return dict(load_s=load_s, total_s=time.perf_counter() - t0, peak_rss=peak_rss_bytes(),
+    return dict(load_s=load_s, total_s=time.perf_counter() - t0, peak_rss=peak_rss_bytes(), base_rss=base_rss,
                 file_bytes=folder_bytes(base / "text_encoder"), finite=bool(torch.isfinite(pos).all()))
 
 
@@ -175,6 +193,7 @@ def phase_sample(root: Path, storage: str) -> dict:
 
     base = root / "CogVideoX-5b-I2V"
     dtype = torch.float8_e4m3fn if storage == "fp8" else torch.bfloat16
+    base_rss = rss_bytes()
     t0 = time.perf_counter()
     model = load_backbone(base, dtype)
     backbone_s, backbone_rss = time.perf_counter() - t0, peak_rss_bytes()
@@ -195,7 +214,7 @@ def phase_sample(root: Path, storage: str) -> dict:
     models = sampling.Models(model, branch, vae, load_scheduler_config(base), id_resample=True)
     t1 = time.perf_counter()
     res = sampling.Sampler(models, cond, plan, sampling.SamplerSettings(steps=1, prev_clip_weight=0.5)).run()
-    return dict(storage=storage, backbone_load_s=backbone_s, backbone_peak_rss=backbone_rss, load_s=load_s,
+    return dict(storage=storage, base_rss=base_rss, backbone_load_s=backbone_s, backbone_peak_rss=backbone_rss, load_s=load_s,
                 load_peak_rss=load_rss, step_s=time.perf_counter() - t1, peak_rss=peak_rss_bytes(),
                 backbone_bytes=folder_bytes(base / "transformer"),
                 all_bytes=folder_bytes(base / "transformer", base / "vae", root / "VideoPainter", root / "VideoPainterID"),
@@ -238,19 +257,23 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for phase, r in results.items():
         if "failed" in r:
-            rows.append([phase, "FAILED", "", "", "", ""])
-        elif phase == "text":
+            rows.append([phase, "FAILED", "", "", "", "", ""])
+            continue
+        grow = lambda peak, files: f"{(peak - r['base_rss']) / files:.3f}"  # noqa: E731
+        if phase == "text":
             rows.append([phase, f"{r['file_bytes'] / gib:.2f}", f"{r['load_s']:.1f}", f"{r['peak_rss'] / gib:.2f}",
-                         f"{r['peak_rss'] / r['file_bytes']:.3f}", f"finite {r['finite']}"])
+                         f"{r['base_rss'] / gib:.2f}", grow(r["peak_rss"], r["file_bytes"]), f"finite {r['finite']}"])
         else:
             rows.append([f"backbone {phase}", f"{r['backbone_bytes'] / gib:.2f}", f"{r['backbone_load_s']:.1f}",
-                         f"{r['backbone_peak_rss'] / gib:.2f}", f"{r['backbone_peak_rss'] / r['backbone_bytes']:.3f}", ""])
+                         f"{r['backbone_peak_rss'] / gib:.2f}", f"{r['base_rss'] / gib:.2f}",
+                         grow(r["backbone_peak_rss"], r["backbone_bytes"]), ""])
             rows.append([f"all models {phase} + 1 step", f"{r['all_bytes'] / gib:.2f}", f"{r['load_s']:.1f}",
-                         f"{r['peak_rss'] / gib:.2f}", f"{r['peak_rss'] / r['all_bytes']:.3f}",
+                         f"{r['peak_rss'] / gib:.2f}", f"{r['base_rss'] / gib:.2f}", grow(r["peak_rss"], r["all_bytes"]),
                          f"step {r['step_s']:.1f} s ({r['windows']} windows, CFG, ID), finite {r['finite']}"])
     print(f"Real-size loading: backbone {args.layers} layers, T5 {args.t5_layers} layers, root {args.root}"
           + (f", written in {wrote_s:.0f} s" if wrote_s else ", files reused"))
-    print(common.table(["phase", "files GiB", "load s", "peak RSS GiB", "RSS / files", "note"], rows))
+    print(common.table(["phase", "files GiB", "load s", "peak RSS GiB", "before loading GiB",
+                        "(peak - before) / files", "note"], rows))
     path = common.write_json("real_size", dict(layers=args.layers, t5_layers=args.t5_layers, lora_rank=args.lora_rank,
                                                write_s=wrote_s, phases=results), args.out)
     print(f"-> {path}")

@@ -245,7 +245,7 @@ class Sampler:
                 last_window = win.index + 1 >= len(self.plan.windows)  # its state holds every token: host memory
                 capture = Capture(self._keep_index(win, hole), device="cpu" if last_window else None)
             v = self.transformer(torch.cat([z, image], 2), context, timestep, self.rope, injection, idr, capture,
-                                 self.transformer_options)
+                                 transformer_options=self.transformer_options)
             v = v.float()
             if self.do_cfg:
                 g = dynamic_guidance(s.guidance, int(t.item()), n) if s.dynamic_cfg else s.guidance

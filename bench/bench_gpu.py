@@ -4,7 +4,10 @@ Random bf16 weights in the real shapes (42-layer backbone, 2-layer branch, 48 he
 49-frame window at 480 x 720 (latents 13 x 60 x 90), classifier-free guidance (batch 2). One step = branch forward +
 backbone forward with the branch features added, exactly the calls ``vp_core.sampling.Sampler.denoise_window``
 makes; the models are placed by ComfyUI's memory manager with the same ``load_models_gpu`` call ``Sampler.run``
-makes. Every (mode, attention) pair runs in its own subprocess, so peaks and the host's attention choice never mix.
+makes, with the same ``memory_required`` (``sampling.activation_bytes``). Every (mode, attention, ID on/off) run is
+its own subprocess, so peaks and the host's attention choice never mix; "+ID" adds window 0's (reduced) ID-resample
+attention over a hole of 25 % of the tokens, and its FLOPs count in the MFU. ``sdpa`` is skipped when the host's
+default already resolved to it (NVIDIA), instead of measuring the same thing twice.
 
 Modes:
 * ``full``: the whole model on the GPU. Target: peak <= 24 GB.
@@ -74,12 +77,14 @@ def configure_host(mode: str, attention: str, cap_gb: float, smoke: bool) -> dic
     return info
 
 
-def worker(mode: str, attention: str, steps: int, window_steps: int, cap_gb: float, smoke: bool, tflops: float | None) -> dict:
+def worker(mode: str, attention: str, steps: int, window_steps: int, cap_gb: float, smoke: bool, tflops: float | None,
+           with_id: bool = False) -> dict:
     host = configure_host(mode, attention, cap_gb, smoke)
     import torch
     import comfy.model_management
-    from vp_core import loaders
+    from vp_core import loaders, sampling
     from vp_core.model.branch import VideoPainterBranch
+    from vp_core.model.id_resample import IDResample
     from vp_core.model.transformer import CogVideoXTransformer, Injection
 
     size = SMOKE if smoke else b1.GPU
@@ -97,7 +102,10 @@ def worker(mode: str, attention: str, steps: int, window_steps: int, cap_gb: flo
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    out: dict = dict(mode=mode, attention_requested=attention, host=host, build_s=build_s, smoke=smoke)
+    out: dict = dict(mode=mode, attention_requested=attention, host=host, build_s=build_s, smoke=smoke, id=with_id)
+    # the budget Sampler.run asks for (activations of one call; the ID states are not held here)
+    need = sampling.activation_bytes(cfg, size.latent_frames, size.latent_height, size.latent_width, 2, dtype, with_id)
+    out["memory_required_gb"] = need / GB
     castable = lambda p: [m for m in p.model.modules() if hasattr(m, "comfy_cast_weights")]  # noqa: E731
     try:
         if smoke and mode == "lowvram":
@@ -107,7 +115,7 @@ def worker(mode: str, attention: str, steps: int, window_steps: int, cap_gb: flo
             for p in (bb, bp):
                 comfy.model_management.LoadedModel(p).model_load(0.3 * p.model_size())
         else:
-            comfy.model_management.load_models_gpu([bb, bp])  # the call Sampler.run makes
+            comfy.model_management.load_models_gpu([bb, bp], memory_required=need)  # the call Sampler.run makes
         out["loaded_gb"] = {"backbone": bb.loaded_size() / GB, "branch": bp.loaded_size() / GB,
                             "backbone_total": bb.model_size() / GB, "branch_total": bp.model_size() / GB}
         out["layers_cast_per_call"] = sum(bool(m.comfy_cast_weights) for p in (bb, bp) for m in castable(p))
@@ -117,7 +125,8 @@ def worker(mode: str, attention: str, steps: int, window_steps: int, cap_gb: flo
 
         def step():
             samples = br(x["z"], x["cond"], x["context"], x["timestep"], x["rope"], 1.0)
-            return tr(bb_in, x["context"], x["timestep"], x["rope"], Injection(samples, x["hole"], True))
+            idr = IDResample(x["hole"]) if with_id else None  # window 0's form (the clip's own holes)
+            return tr(bb_in, x["context"], x["timestep"], x["rope"], Injection(samples, x["hole"], True), idr)
 
         with torch.inference_mode():
             out["attention"] = common.attention_name()
@@ -132,8 +141,9 @@ def worker(mode: str, attention: str, steps: int, window_steps: int, cap_gb: flo
         out["device_name"] = torch.cuda.get_device_name(0)
     if times:
         s = common.median(times)
-        shape = flops.Shape(2, size.latent_frames, size.latent_height, size.latent_width, size.text)
-        f = flops.step_flops(cfg, bcfg, shape)["total"]
+        holes = float(x["hole"].float().mean())
+        shape = flops.Shape(2, size.latent_frames, size.latent_height, size.latent_width, size.text, hole_fraction=holes)
+        f = flops.step_flops(cfg, bcfg, shape, "own" if with_id else None, own_bias=not cuda)["total"]
         peak = peak_tflops(out.get("device_name", ""), tflops)
         out.update(step_times_s=times, step_s=s, window_s=s * window_steps, window_steps=window_steps,
                    step_tflop=f / 1e12, achieved_tflops=f / s / 1e12, peak_tflops=peak,
@@ -141,7 +151,7 @@ def worker(mode: str, attention: str, steps: int, window_steps: int, cap_gb: flo
     return out
 
 
-def spawn(mode: str, attention: str, args) -> dict:
+def spawn(mode: str, attention: str, args, with_id: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "worker.json"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", mode, "--attention", attention,
@@ -149,6 +159,8 @@ def spawn(mode: str, attention: str, args) -> dict:
                "--worker-out", str(path)]
         if args.smoke:
             cmd.append("--smoke")
+        if with_id:
+            cmd.append("--worker-id")
         if args.peak_tflops:
             cmd += ["--peak-tflops", str(args.peak_tflops)]
         proc = subprocess.run(cmd, text=True, capture_output=True)
@@ -166,7 +178,7 @@ def report(res: dict) -> str:
         verdict = "MISS (OOM)" if r["oom"] else (common.verdict(peak, target) if peak is not None else "-")
         mfu = r.get("mfu")
         rows.append([
-            r["mode"], f"{r['attention_requested']} ({r.get('attention', '?')})",
+            r["mode"] + (" +ID" if r.get("id") else ""), f"{r['attention_requested']} ({r.get('attention', '?')})",
             f"{r['loaded_gb']['backbone']:.2f}/{r['loaded_gb']['backbone_total']:.2f}" if "loaded_gb" in r else "-",
             f"{r['layers_cast_per_call']}/{r['layers_castable']}" if "layers_castable" in r else "-",
             f"{r['peak_allocated_gb']:.2f}" if "peak_allocated_gb" in r else "-", f"{peak:.2f}" if peak is not None else "-",
@@ -192,10 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="results folder (default bench/results)")
     ap.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--worker-id", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--no-id", action="store_true", help="skip the runs with ID resampling")
     args = ap.parse_args(argv)
     if args.worker:
         attention = args.attention.split(",")[0]
-        res = worker(args.worker, attention, args.steps, args.window_steps, args.cap_gb, args.smoke, args.peak_tflops)
+        res = worker(args.worker, attention, args.steps, args.window_steps, args.cap_gb, args.smoke, args.peak_tflops,
+                     args.worker_id)
         args.worker_out.write_text(json.dumps(res, default=str))
         return 0
     import torch
@@ -210,12 +225,17 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown mode/attention: {', '.join(bad)}")
     runs, failed = [], []
     for m in modes:
+        resolved: set[str] = set()
         for a in attns if m == "full" else attns[:1]:
-            try:
-                runs.append(spawn(m, a, args))
-            except RuntimeError as e:  # e.g. --attention sage without the sageattention package: keep the others
-                failed.append(str(e))
-                print(f"bench_gpu: {e}", file=sys.stderr)
+            if a == "sdpa" and "attention_pytorch" in resolved:
+                continue  # the host already picked SDPA (the default on NVIDIA): the same worker twice
+            for with_id in ((False,) if args.no_id else (False, True)):
+                try:
+                    runs.append(spawn(m, a, args, with_id))
+                    resolved.add(runs[-1].get("attention", ""))
+                except RuntimeError as e:  # e.g. --attention sage without the sageattention package: keep the others
+                    failed.append(str(e))
+                    print(f"bench_gpu: {e}", file=sys.stderr)
     if not runs:
         return 1
     res = dict(failed=failed, smoke=args.smoke, window_steps=args.window_steps, cap_gb=args.cap_gb, runs=runs, targets_gb=TARGET_GB,

@@ -39,13 +39,17 @@ def block_flops(d: int, tokens: int, keys: int | None = None) -> dict[str, float
     return {"linear": float(linear), "attention": float(attention)}
 
 
-def step_flops(cfg, branch_cfg, shape: Shape, id_resample: str | None = None) -> dict[str, float]:
+def step_flops(cfg, branch_cfg, shape: Shape, id_resample: str | None = None, form: str = "reduced",
+               own_bias: bool = False) -> dict[str, float]:
     """FLOPs of one step (one transformer call, batch included) split by part.
 
     Parameters:
         cfg: backbone ``CogVideoXConfig``; ``branch_cfg``: the branch's (None: no branch).
         id_resample: None, ``"own"`` (window 0: the clip's own hole tokens as extra keys) or ``"prev"`` (later
             windows: the previous clip's tokens, projected again with to_k/to_v).
+        form: ``"reduced"`` (``vp_core.model.id_resample``'s default: extra keys at the holes only, null mass
+            added analytically) or ``"literal"`` (the reference's 2n keys).
+        own_bias: window 0 drops the duplicated hole keys for a log 2 bias (the CPU kernel; on CUDA the keys stay).
     """
     d, p = cfg.inner_dim, cfg.patch_size
     v = shape.video_tokens(p)
@@ -69,10 +73,19 @@ def step_flops(cfg, branch_cfg, shape: Shape, id_resample: str | None = None) ->
             + branch_cfg.num_layers * 2 * v * d * d  # branch_blocks projections
         )
     if id_resample is not None:
-        # the reference appends a full-length (text + video) extra K/V: attention over 2n keys instead of n
-        out["id_attention"] = b * cfg.num_layers * 2 * 2 * n * n * d
+        holes = int(round(v * shape.hole_fraction))
+        if form == "literal":
+            # the reference appends a full-length (text + video) extra K/V: attention over 2n keys instead of n
+            out["id_attention"] = b * cfg.num_layers * 2 * 2 * n * n * d
+        else:
+            # reduced: extra keys at the holes only (none in window 0 with a bias-capable kernel), plus the null
+            # mass: per query and head, one F*gh x gw contraction with the non-hole grid (2 V FLOPs) and the
+            # three per-axis logit tables (2 (F + gh + gw) d / 3 on average)
+            extra = 0 if (id_resample == "own" and own_bias) else holes
+            grid = (shape.latent_frames, shape.latent_height // p, shape.latent_width // p)
+            out["id_attention"] = b * cfg.num_layers * 2 * 2 * n * extra * d
+            out["id_null_mass"] = b * cfg.num_layers * cfg.num_attention_heads * n * (2 * v + 2 * sum(grid) * cfg.attention_head_dim / 3)
         if id_resample == "prev":
-            stored = int(round(v * shape.hole_fraction))
-            out["id_projection"] = b * cfg.num_layers * 2 * 2 * stored * d * d  # to_k, to_v of the stored tokens
+            out["id_projection"] = b * cfg.num_layers * 2 * 2 * holes * d * d  # to_k, to_v of the stored tokens
     out["total"] = sum(val for key, val in out.items() if key != "backbone_attention")
     return out

@@ -46,7 +46,9 @@ run() {  # run NAME CMD...: a crash is recorded, the other benchmarks still run
   fi
 }
 
-run "1 branch overhead" "$PY" bench/bench_branch_overhead.py "${QUICK[@]}"
+# SDPA on both sides: the reduced ID attention runs PyTorch's flash kernel (it needs its log-sum-exp), so the
+# backbone it is compared with must use the same kernel, not ComfyUI's CPU default (sub-quadratic attention)
+run "1 branch overhead" "$PY" bench/bench_branch_overhead.py "${QUICK[@]}" --attention sdpa
 run "2 vs diffusers" "$PY" bench/bench_vs_diffusers.py "${QUICK[@]}"
 run "3 memory" "$PY" bench/bench_memory.py "${QUICK[@]}"
 if [ $GPU = 1 ]; then

@@ -42,11 +42,14 @@ def rows_ratios(since: float | None, gpu: bool = False) -> list[dict]:
         rows.append(dict(bench="1 backbone+branch / backbone, projected to 42+2 layers (measured per-block times)",
                          measured=pt["backbone+branch"], target=t, note=f"FLOP count at 49x480x720: {pf['backbone+branch']:.3f}",
                          command=b1["command"], written=b1["written"]))
+        id_t = b1.get("id_target", t)
         for w in ("window 0", "window >0"):
-            key = f"backbone+branch+ID ({w})"
-            rows.append(dict(bench=f"1 +ID resample ({w}) / backbone, measured ({depth})", measured=r[key], target=t,
-                             note=f"projected 42+2: time {pt[key]:.3f}, FLOPs {pf[key]:.3f}", command=b1["command"],
-                             written=b1["written"]))
+            key, lit = f"backbone+branch+ID ({w})", f"backbone+branch+ID literal ({w})"
+            rows.append(dict(bench=f"1 +ID resample ({w}) / backbone, projected to 42+2 layers (measured per-block times)",
+                             measured=pt[key], target=id_t,
+                             note=f"measured {depth}: {r[key]:.3f}; FLOPs {pf[key]:.3f}"
+                                  + (f"; literal form side by side: proj. {pt[lit]:.3f}, FLOPs {pf[lit]:.3f}" if lit in pt else ""),
+                             command=b1["command"], written=b1["written"]))
     b2 = load("vs_diffusers" + sfx, since)
     if b2 is None:
         rows.append(dict(bench="2 ours / diffusers backbone step", measured=None, target="<=1.0", note=missing))

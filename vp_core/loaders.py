@@ -191,7 +191,10 @@ class ManagedModule(nn.Module):
 
 
 def build_module(cls, cfg: CogVideoXConfig, sd: dict[str, Tensor], precision: Precision, source: str, what: str) -> nn.Module:
-    """Instantiate ``cls`` on the meta device with ``comfy.ops`` layers and assign the checkpoint tensors."""
+    """Instantiate ``cls`` on the meta device with ``comfy.ops`` layers and assign the checkpoint tensors.
+
+    ``sd`` is consumed: each tensor leaves it once cast, so a cast load (fp8 storage) peaks near the file's size
+    plus one tensor instead of file + result."""
     ops = comfy.ops.pick_operations(precision.weight, precision.compute if precision.compute != precision.weight else None)
     with torch.device("meta"):
         module = cls(cfg, dtype=precision.weight, operations=ops)
@@ -199,7 +202,7 @@ def build_module(cls, cfg: CogVideoXConfig, sd: dict[str, Tensor], precision: Pr
     cast = {}
     for k in module.state_dict():
         dtype = precision.compute if k.endswith("pos_embedding") else precision.weight
-        cast[k] = sd[k].to(dtype)
+        cast[k] = sd.pop(k).to(dtype)
     module.load_state_dict(cast, strict=True, assign=True)
     return module.eval().requires_grad_(False)
 

@@ -104,6 +104,18 @@ def dynamic_guidance(guidance: float, t: int, steps: int) -> float:
     return 1 + guidance * ((1 - math.cos(math.pi * ((steps - t) / steps) ** 5.0)) / 2)
 
 
+def activation_bytes(cfg, latent_frames: int, lat_h: int, lat_w: int, batch: int, dtype: torch.dtype,
+                     id_resample: bool) -> int:
+    """Memory one transformer call needs beyond its weights, so ComfyUI keeps room for it when it partially loads
+    the model (like its own samplers do): ~15 hidden-state-sized buffers (q, k, v, attention output, the
+    feed-forward's token chunks, residuals) per CFG batch, plus the extra keys/values of ID resampling (as many as
+    the literal form's, the fallback where no log-sum-exp kernel exists). ``bench/bench_gpu.py`` uses the same."""
+    p = cfg.patch_size
+    tokens = cfg.max_text_seq_length + latent_frames * (lat_h // p) * (lat_w // p)
+    per_buffer = batch * tokens * cfg.inner_dim * (torch.finfo(dtype).bits // 8)
+    return per_buffer * (15 + (4 if id_resample else 0))
+
+
 def _frames(src: Tensor, start: int, end: int) -> Tensor:
     """Frames ``start..end-1``; indices past the clip repeat its last frame (fixed-mode padding)."""
     idx = torch.arange(start, end).clamp(max=src.shape[0] - 1)
@@ -133,6 +145,8 @@ class Sampler:
         self.spec = run_spec(self.cfg, cond.height, cond.width, plan, 2 if self.do_cfg else 1,
                              (plan.latents_per_window, self.cfg.latent_channels, self.lat_h, self.lat_w))
         self.generator = torch.Generator("cpu").manual_seed(settings.seed)
+        # ComfyUI's per-model options (attention overrides set by other nodes) reach every attention call
+        self.transformer_options = dict(getattr(models.backbone, "model_options", {}).get("transformer_options", {}))
 
     # ------------------------------------------------------------------------------------------- per window
     def prepare_window(self, win: Window, prev_latents: Tensor | None) -> dict:
@@ -168,13 +182,23 @@ class Sampler:
         return dict(latents=latents, noise=noise, image=image_latents, video=video_latents, masked=masked_latents, mask=mask)
 
     def activation_bytes(self) -> int:
-        """Memory one transformer call needs beyond its weights, so ComfyUI keeps room for it when it partially
-        loads the model (like its own samplers do): ~15 hidden-state-sized buffers (q, k, v, attention output,
-        the 4x feed-forward, residuals) per CFG batch, plus the extra keys/values of ID resampling."""
-        p = self.cfg.patch_size
-        tokens = self.cfg.max_text_seq_length + self.plan.latents_per_window * (self.lat_h // p) * (self.lat_w // p)
-        per_buffer = (2 if self.do_cfg else 1) * tokens * self.cfg.inner_dim * (torch.finfo(self.dtype).bits // 8)
-        return per_buffer * (15 + (4 if self.m.id_resample else 0))
+        """Memory one transformer call needs beyond its weights (``activation_bytes`` for this run)."""
+        return activation_bytes(self.cfg, self.plan.latents_per_window, self.lat_h, self.lat_w, 2 if self.do_cfg else 1,
+                                self.dtype, self.m.id_resample)
+
+    def id_state_bytes(self, win: Window, mask: Tensor, state: IDState | None) -> int:
+        """Compute-device memory of the ID states during window ``win``: the previous state where it lives there,
+        and the one this window captures at its last step (kept there, except the last window's, which goes to
+        host memory at once), so ComfyUI's memory manager budgets both generations."""
+        if not self.m.id_resample:
+            return 0
+        prev = sum(h.numel() * h.element_size() for h in (state.hidden if state is not None else [])
+                   if h.device.type == torch.device(self.device).type)
+        if win.index + 1 >= len(self.plan.windows):
+            return prev
+        keep = self._keep_index(win, token_mask(mask, self.cfg.patch_size)).numel()
+        batch = 2 if self.do_cfg else 1
+        return prev + self.cfg.num_layers * batch * keep * self.cfg.inner_dim * (torch.finfo(self.dtype).bits // 8)
 
     def branch_active(self, step: int) -> bool:
         frac = step / max(len(self.timesteps), 1)
@@ -218,8 +242,10 @@ class Sampler:
                 idr.check()
             capture = None
             if i == n - 1 and self.m.id_resample and capture_state:
-                capture = Capture(self._keep_index(win, hole))
-            v = self.transformer(torch.cat([z, image], 2), context, timestep, self.rope, injection, idr, capture)
+                last_window = win.index + 1 >= len(self.plan.windows)  # its state holds every token: host memory
+                capture = Capture(self._keep_index(win, hole), device="cpu" if last_window else None)
+            v = self.transformer(torch.cat([z, image], 2), context, timestep, self.rope, injection, idr, capture,
+                                 transformer_options=self.transformer_options)
             v = v.float()
             if self.do_cfg:
                 g = dynamic_guidance(s.guidance, int(t.item()), n) if s.dynamic_cfg else s.guidance
@@ -302,7 +328,8 @@ class Sampler:
         for win in plan.windows[start:]:
             w = self.prepare_window(win, prev_latents)
             comfy.model_management.load_models_gpu(
-                [m.backbone] + ([m.branch] if m.branch is not None else []), memory_required=self.activation_bytes())
+                [m.backbone] + ([m.branch] if m.branch is not None else []),
+                memory_required=self.activation_bytes() + self.id_state_bytes(win, w["mask"], state))
             if win.index in reset_windows and state is not None:
                 state = replace(state, hidden=[], token_index=state.token_index[:0])
             last = win.index == len(plan.windows) - 1

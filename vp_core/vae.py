@@ -23,6 +23,8 @@ from .loaders import CheckpointError, ManagedModule, Precision, detect_kind, rea
 
 log = logging.getLogger(__name__)
 LATENT_BATCH = 2  # latent frames per decoder call (diffusers' num_latent_frames_batch_size)
+ENCODE_FRAME_BATCH = 8  # pixel frames per encoder call (diffusers' num_sample_frames_batch_size)
+VAE_BYTES_PER_PIXEL = 1000  # activation elements per output pixel and frame (estimate, see working_bytes)
 
 
 class VideoVAE:
@@ -47,8 +49,18 @@ class VideoVAE:
     def spatial_factor(self) -> int:
         return 2 ** (len(self.model.config.block_out_channels) - 1)
 
-    def load(self) -> None:
-        comfy.model_management.load_models_gpu([self.patcher])
+    def load(self, memory_required: int = 0) -> None:
+        comfy.model_management.load_models_gpu([self.patcher], memory_required=memory_required)
+
+    def working_bytes(self, frames: int, height: int, width: int, tiling: bool) -> int:
+        """Estimated activation memory of one encode/decode call on ``frames`` pixel frames of ``height x width``
+        (what ``load_models_gpu`` keeps free next to the weights, like core's ``VAE.memory_used_decode``). The
+        decoder's full-resolution stages hold ~128 channels in a few buffers plus the causal cache; tiles bound
+        the area to one tile. An estimate (``VAE_BYTES_PER_PIXEL``), not measured on a GPU."""
+        vae = self.model
+        if tiling:
+            height, width = min(height, vae.tile_sample_min_height), min(width, vae.tile_sample_min_width)
+        return int(VAE_BYTES_PER_PIXEL * frames * height * width * torch.finfo(self.dtype).bits // 8)
 
     def set_tiling(self, tiling: bool) -> None:
         if tiling:
@@ -62,7 +74,7 @@ class VideoVAE:
 
         The noise of the sample is drawn from ``generator`` in ``dtype`` (the activation dtype), as the reference.
         """
-        self.load()
+        self.load(self.working_bytes(min(video.shape[2], ENCODE_FRAME_BATCH + 1), video.shape[3], video.shape[4], tiling))
         self.set_tiling(tiling)
         device = self.patcher.load_device
         dist = self.model.encode(video.to(device, self.dtype)).latent_dist
@@ -72,8 +84,30 @@ class VideoVAE:
 
     @torch.no_grad()
     def decode_stream(self, latents: Tensor, tiling: bool, sink: Callable[[Tensor], None], interrupt: Callable[[], None] | None = None) -> None:
-        """Decode ``[B, F, 16, h, w]`` latents, calling ``sink`` with each chunk of frames ``[B, 3, f, H, W]`` in [-1, 1]."""
-        self.load()
+        """Decode ``[B, F, 16, h, w]`` latents, calling ``sink`` with each chunk of frames ``[B, 3, f, H, W]`` in [-1, 1].
+
+        Out of memory before the first chunk is out (the first time batch is the largest) retries with tiling,
+        as core's VAE does (with a warning: tiles blend, so the frames differ slightly)."""
+        sent = []
+
+        def counted(x: Tensor) -> None:
+            sent.append(True)
+            sink(x)
+
+        try:
+            self._decode_stream(latents, tiling, counted, interrupt)
+        except comfy.model_management.OOM_EXCEPTION:
+            if tiling or sent:
+                raise
+            log.warning("VAE decode ran out of memory; retrying with tiled decoding (turn tiling on in the decode node "
+                        "to skip the untiled try)")
+            comfy.model_management.soft_empty_cache()
+            self._decode_stream(latents, True, sink, interrupt)
+
+    def _decode_stream(self, latents: Tensor, tiling: bool, sink: Callable[[Tensor], None], interrupt: Callable[[], None] | None) -> None:
+        f = self.spatial_factor
+        first = (LATENT_BATCH + 1) * int(self.model.config.temporal_compression_ratio)  # the largest batch, rounded up
+        self.load(self.working_bytes(first, latents.shape[3] * f, latents.shape[4] * f, tiling))
         vae = self.model
         self.set_tiling(tiling)
         z = (latents.permute(0, 2, 1, 3, 4) / self.scaling_factor).to(self.patcher.load_device, self.dtype)

@@ -75,8 +75,8 @@ class TransformerCalls:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def __call__(self, x, context, timestep, rope, injection=None, id_resample=None, capture=None):
-        out = self.inner(x, context, timestep, rope, injection, id_resample, capture)
+    def __call__(self, x, context, timestep, rope, injection=None, id_resample=None, capture=None, transformer_options=None):
+        out = self.inner(x, context, timestep, rope, injection, id_resample, capture, transformer_options)
         call = {"capture_bytes": _capture_bytes(capture)}
         if self.keep:
             call.update(idr=id_resample, capture=capture)

@@ -12,6 +12,14 @@ VAE_SPATIAL = 8
 BASE_SIZE_PX = (480, 720)  # CogVideoX hard-codes this base when fitting the token grid (height, width)
 
 
+def axis_dims(head_dim: int) -> tuple[int, int, int]:
+    """Channels of each head rotated by the t, h and w positions, in this order (CogVideoX: d/4, 3d/8, 3d/8).
+
+    The groups are disjoint and each holds whole rotation pairs, so a rotated key's dot product with a query is a
+    sum of one term per axis (what ``id_resample.null_log_mass`` factorises)."""
+    return head_dim // 4, head_dim // 8 * 3, head_dim // 8 * 3
+
+
 def video_rope(cfg: CogVideoXConfig, latent_frames: int, latent_height: int, latent_width: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """(cos, sin) ``[F*h*w, head_dim]`` in fp32.
 
@@ -29,9 +37,9 @@ def video_rope(cfg: CogVideoXConfig, latent_frames: int, latent_height: int, lat
     grid_t = np.linspace(0, latent_frames, latent_frames, endpoint=False, dtype=np.float32)
     grid_h = np.linspace(top, bottom, gh, endpoint=False, dtype=np.float32)
     grid_w = np.linspace(left, right, gw, endpoint=False, dtype=np.float32)
-    d = cfg.attention_head_dim
+    dt, dh, dw = axis_dims(cfg.attention_head_dim)
     (t_cos, t_sin), (h_cos, h_sin), (w_cos, w_sin) = (
-        get_1d_rotary_pos_embed(dim, grid, use_real=True) for dim, grid in ((d // 4, grid_t), (d // 8 * 3, grid_h), (d // 8 * 3, grid_w))
+        get_1d_rotary_pos_embed(dim, grid, use_real=True) for dim, grid in ((dt, grid_t), (dh, grid_h), (dw, grid_w))
     )
 
     def combine(t: torch.Tensor, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

@@ -46,6 +46,7 @@ class Capture:
     token_index: Tensor
     hidden: list[Tensor] = field(default_factory=list)
     text: list[Tensor] | None = None  # also keep the text tokens (conformance checks the whole sequence)
+    device: torch.device | str | None = None  # where to keep the tokens (None: where they are computed)
 
 
 class CogVideoXTransformer(nn.Module):
@@ -80,6 +81,7 @@ class CogVideoXTransformer(nn.Module):
         injection: Injection | None = None,
         id_resample: IDResample | None = None,
         capture: Capture | None = None,
+        transformer_options: dict | None = None,
     ) -> Tensor:
         """Predict v for ``x`` = channel concat [noisy latents; image latents] ``[B, F, 32, H, W]``.
 
@@ -90,15 +92,18 @@ class CogVideoXTransformer(nn.Module):
             injection: branch features (None: plain CogVideoX).
             id_resample: extra keys/values from the previous clip or the clip's own holes (None: standard attention).
             capture: when given, block outputs are stored there (the ID state of the next window).
+            transformer_options: ComfyUI's (the MODEL's ``model_options["transformer_options"]``), passed to its
+                attention so overrides from other nodes apply.
         """
         b, f, _, h, w = x.shape
         temb = self.time_embedding(timestep, x.dtype)
         tokens = self.patch_embed(context, x)
         t_len = context.shape[1]
         text, video = tokens[:, :t_len], tokens[:, t_len:]
+        grid = (f, h // self.cfg.patch_size, w // self.cfg.patch_size)
         for i, block in enumerate(self.transformer_blocks):
-            extra = None if id_resample is None else id_resample.extra_kv(i, block, temb, rope, t_len)
-            video, text = block(video, text, temb, rope, extra)
+            extra = None if id_resample is None else id_resample.attention(i, block, temb, rope, t_len, grid)
+            video, text = block(video, text, temb, rope, extra, transformer_options)
             if injection is not None and injection.samples:
                 add = injection.samples[self.branch_index(i, len(injection.samples))]
                 if injection.mask_add:
@@ -106,7 +111,8 @@ class CogVideoXTransformer(nn.Module):
                 else:
                     video = video + add
             if capture is not None:
-                capture.hidden.append(video[:, capture.token_index])
+                kept = video[:, capture.token_index]
+                capture.hidden.append(kept if capture.device is None else kept.to(capture.device))
                 if capture.text is not None:
                     capture.text.append(text)
         x_out = self.norm_final(torch.cat([text, video], dim=1))[:, t_len:]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from diffusers import AutoencoderKLCogVideoX
@@ -71,8 +71,8 @@ class VideoVAE:
         return (latents * self.scaling_factor).permute(0, 2, 1, 3, 4).to(dtype or self.dtype)
 
     @torch.no_grad()
-    def decode_stream(self, latents: Tensor, tiling: bool, sink: Callable[[Tensor], None], interrupt: Callable[[], None] | None = None) -> None:
-        """Decode ``[B, F, 16, h, w]`` latents, calling ``sink`` with each chunk of frames ``[B, 3, f, H, W]`` in [-1, 1]."""
+    def decode_iter(self, latents: Tensor, tiling: bool, interrupt: Callable[[], None] | None = None) -> Iterator[Tensor]:
+        """Decode ``[B, F, 16, h, w]`` latents, yielding each chunk of frames ``[B, 3, f, H, W]`` in [-1, 1]."""
         self.load()
         vae = self.model
         self.set_tiling(tiling)
@@ -95,7 +95,12 @@ class VideoVAE:
                 if vae.post_quant_conv is not None:
                     tile = vae.post_quant_conv(tile)
                 outs[(i, j)], caches[(i, j)] = vae.decoder(tile, conv_cache=caches[(i, j)])
-            sink(self._blend(outs, h, w) if tiled else outs[(0, 0)])
+            yield self._blend(outs, h, w) if tiled else outs[(0, 0)]
+
+    def decode_stream(self, latents: Tensor, tiling: bool, sink: Callable[[Tensor], None], interrupt: Callable[[], None] | None = None) -> None:
+        """``decode_iter``, each chunk handed to ``sink``."""
+        for chunk in self.decode_iter(latents, tiling, interrupt):
+            sink(chunk)
 
     def _tiles(self, h: int, w: int) -> list[tuple[int, int, int, int]]:
         vae = self.model

@@ -131,7 +131,7 @@ def test_flux_workflow_wires_flux_fill_into_first_frame():
     assert conditioning["class_type"] == "InpaintModelConditioning"
     assert prompt[conditioning["inputs"]["positive"][0]]["inputs"]["guidance"] == 30.0
     source = prompt[conditioning["inputs"]["pixels"][0]]
-    assert source["class_type"] == "ImageFromBatch" and source["inputs"]["image"] == encode["video"]
+    assert source["class_type"] == "VideoPainterVideoFrame" and source["inputs"] == {"video": encode["video"], "index": 0}
     clip = prompt[cc.find_node(prompt, "flux_text_encoders")]["inputs"]
     assert (clip["clip_name1"], clip["clip_name2"], clip["type"]) == ("clip_l.safetensors", "t5xxl_fp16.safetensors", "flux")
 

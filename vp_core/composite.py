@@ -35,7 +35,7 @@ def paste(original: Tensor, generated: Tensor, mask: Tensor, dilate: int = 16, f
     m = m.expand(t, -1, -1)[..., None].to(original.dtype)
     generated = generated.to(original.dtype)
     inside = m > 0
-    bad = inside & ~torch.isfinite(generated)
+    bad = (inside & ~torch.isfinite(generated)).any(-1)  # per pixel
     if bool(bad.any()):
         frames = torch.nonzero(bad.flatten(1).any(1)).flatten() + first_index
         raise ValueError(

@@ -15,7 +15,6 @@ server log's ``streamed video`` line, written by ``vp_core.video_out``).
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import subprocess
 import sys

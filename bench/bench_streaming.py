@@ -10,7 +10,7 @@ of peak per minute of input, and the time per frame spent decoding the input and
 server log's ``streamed video`` line, written by ``vp_core.video_out``).
 
 ``python bench/bench_streaming.py [--quick] [--seconds 20,60] [--codec h264|ffv1]``
-(``--quick``: 10 s and 30 s.) Check ``free -g`` first: the clips need ~200 MB of disk per minute (H.264).
+(``--quick``: 6 s and 18 s.) Check ``free -g`` first: the clips need ~200 MB of disk per minute (H.264).
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class TreeRss(threading.Thread):
         super().__init__(daemon=True)
         import psutil
 
-        self.proc, self.interval, self.peak, self._stop = psutil.Process(pid), interval, 0, threading.Event()
+        self.proc, self.interval, self.peak, self._halt = psutil.Process(pid), interval, 0, threading.Event()
 
     def rss(self) -> int:
         procs = [self.proc] + self.proc.children(recursive=True)
@@ -57,12 +57,12 @@ class TreeRss(threading.Thread):
         return total
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.peak = max(self.peak, self.rss())
             time.sleep(self.interval)
 
     def stop(self) -> int:
-        self._stop.set()
+        self._halt.set()
         self.join()
         return self.peak
 
@@ -103,11 +103,11 @@ def run_length(seconds: int, models: Path, work: Path, codec: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="10 s and 30 s clips")
+    ap.add_argument("--quick", action="store_true", help="6 s and 18 s clips")
     ap.add_argument("--seconds", default=None, help="two clip lengths in seconds, e.g. 20,60 (default 20,60)")
     ap.add_argument("--codec", default="h264", choices=("h264", "ffv1"), help="codec of the generated clips")
     args = ap.parse_args(argv)
-    lengths = [int(x) for x in (args.seconds or ("10,30" if args.quick else "20,60")).split(",")]
+    lengths = [int(x) for x in (args.seconds or ("6,18" if args.quick else "20,60")).split(",")]
     with tempfile.TemporaryDirectory(prefix="vp_bench_stream_") as tmp:
         work = Path(tmp)
         models = work / "models"

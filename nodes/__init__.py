@@ -1,7 +1,7 @@
 """Thin ComfyUI node classes, grouped by stage. Each ``execute`` validates, then calls one ``vp_core`` function."""
 from __future__ import annotations
 
-from . import decode, encode, id_state, loaders, parts, paths, sampler, text, utils, video
+from . import decode, encode, first_frame, id_state, loaders, metrics, parts, paths, sampler, text, utils, video
 
 paths.register()
 
@@ -13,6 +13,8 @@ NODE_LIST = [
     *decode.NODES,
     *id_state.NODES,
     *utils.NODES,
+    *first_frame.NODES,
+    *metrics.NODES,
     *video.NODES,
     *parts.NODES,
 ]

@@ -35,8 +35,10 @@ def _batch(src, scale: float, name: str, linked: set[int] | None, slot: int, sha
 
 class VideoPainterEncode(io.ComfyNode):
     """Prepares a clip for inpainting the way VideoPainter's infer/inpaint.py does: frame-rate sampling, masked video
-    (holes blacked out), mask dilation at source resolution, the first frame from any image inpainter (e.g. FLUX Fill)
-    or the original frame 0. Resizing to the model's size happens per window in the sampler (PIL Lanczos)."""
+    (holes blacked out), mask dilation at source resolution, the first frame from an image inpainter (e.g. FLUX Fill).
+    Without a first frame, frame 0 is inpainted like the others and window 0 gets a zero image latent (a fallback,
+    logged as a warning); the original pixels inside the hole are never used. Resizing to the model's size happens
+    per window in the sampler (PIL Lanczos)."""
 
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -55,20 +57,27 @@ class VideoPainterEncode(io.ComfyNode):
                                                   "window by window) or a MASK batch (one per frame, or one for all)."),
                     types=[io.Video]),
                 io.Image.Input("first_frame", optional=True,
-                               tooltip="Inpainted first frame (e.g. FLUX Fill output). Without it the original frame 0 is kept."),
+                               tooltip="Inpainted first frame (e.g. FLUX Fill on frame 0, as the reference). Without it (fallback, "
+                                       "warned in the log): frame 0 is inpainted like the others and window 0 gets a zero image "
+                                       "latent, as in 5% of the model's training (noised_image_dropout); first_frame_gt is ignored."),
                 io.Int.Input("width", default=720, min=16, max=4096, step=16, tooltip="Model width (720 for CogVideoX-5B-I2V)."),
                 io.Int.Input("height", default=480, min=16, max=4096, step=16, tooltip="Model height (480 for CogVideoX-5B-I2V)."),
                 io.Combo.Input("resize_mode", options=list(preprocess.RESIZE_MODES), default="stretch",
                                tooltip="stretch: resize to width x height like the reference; center_crop: crop to the aspect first."),
                 io.Float.Input("source_fps", default=0.0, min=0.0, max=240.0, step=0.001,
-                               tooltip="Frame rate of the input. With target_fps, every int(source_fps // target_fps)-th frame is kept. "
+                               tooltip="Frame rate of the input. With target_fps, every step-th frame is kept (see fps_rule). "
                                        "0 = a VIDEO's own rate (an IMAGE batch then keeps every frame)."),
                 io.Float.Input("target_fps", default=8.0, min=0.0, max=240.0, step=0.5, tooltip="VideoPainter runs at about 8 fps."),
                 io.Int.Input("dilate", default=32, min=0, max=256,
                              tooltip="Mask dilation in source pixels (square kernel, like cv2.dilate): 32 inpaint, 48 edit, 16 app."),
                 io.Float.Input("threshold", default=0.5, min=0.0, max=1.0, step=0.01, tooltip="Mask values above this are holes."),
                 io.Boolean.Input("first_frame_gt", default=True,
-                                 tooltip="Treat frame 0 as known (its mask is cleared), as the reference does with an inpainted first frame."),
+                                 tooltip="Treat frame 0 as known (its mask is cleared), as the reference does with an inpainted first "
+                                         "frame. Applies only when a first_frame is connected."),
+                io.Combo.Input("fps_rule", options=list(preprocess.FPS_RULES), default="reference", optional=True,
+                               tooltip="Frame step. reference: int(fps // target) on integer rates, as VideoPainter (its fps is an "
+                                       "integer per clip): 23.976 fps counts as 24 -> step 3 at 8 fps. float: the exact rates: "
+                                       "23.976 // 8 -> step 2. The rule and step are logged."),
                 io.Int.Input("skip_first_frames", default=0, min=0, max=10_000_000, optional=True,
                              tooltip="Source frames dropped before frame-rate sampling starts (like VideoHelperSuite's skip_first_frames)."),
                 io.Int.Input("frame_load_cap", default=0, min=0, max=10_000_000, optional=True,
@@ -95,9 +104,10 @@ class VideoPainterEncode(io.ComfyNode):
 
     @classmethod
     def execute(cls, video, mask, width: int, height: int, resize_mode: str, source_fps: float, target_fps: float,
-                dilate: int, threshold: float, first_frame_gt: bool, first_frame=None, skip_first_frames: int = 0,
-                frame_load_cap: int = 0, mask_channel: str = "red") -> io.NodeOutput:
-        settings = clip_inputs.ClipSettings(source_fps, target_fps, skip_first_frames, frame_load_cap, mask_channel, threshold)
+                dilate: int, threshold: float, first_frame_gt: bool, first_frame=None, fps_rule: str = "reference",
+                skip_first_frames: int = 0, frame_load_cap: int = 0, mask_channel: str = "red") -> io.NodeOutput:
+        settings = clip_inputs.ClipSettings(source_fps, target_fps, skip_first_frames, frame_load_cap, mask_channel,
+                                            threshold, fps_rule)
         job = clip_inputs.prepare(video, mask, first_frame, settings, width=width, height=height, dilate_size=dilate,
                                   first_frame_gt=first_frame_gt, resize_mode=resize_mode)
         if not job.streamed:

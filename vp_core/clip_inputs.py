@@ -25,6 +25,7 @@ class ClipSettings:
     frame_load_cap: int = 0  # sampled frames, 0 = all
     mask_channel: str = "red"
     threshold: float = 0.5
+    fps_rule: str = "reference"  # preprocess.frame_step's rule
 
 
 def is_video(x) -> bool:
@@ -67,7 +68,7 @@ def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: 
     common = dict(width=width, height=height, dilate_size=dilate_size, first_frame_gt=first_frame_gt,
                   resize_mode=resize_mode)
     if not is_video(video) and not is_video(mask):
-        step = preprocess.frame_step(s.source_fps, s.target_fps)
+        step = preprocess.frame_step(s.source_fps, s.target_fps, s.fps_rule)
         frames, masks = video, mask
         if s.skip_first_frames or s.frame_load_cap:
             end = s.skip_first_frames + s.frame_load_cap * step if s.frame_load_cap else None
@@ -75,11 +76,11 @@ def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: 
             m = _mask_batch(mask)
             masks = m[s.skip_first_frames:end] if m.shape[0] == video.shape[0] else m
         return preprocess.prepare_inpaint(frames, masks, first_frame, source_fps=s.source_fps, target_fps=s.target_fps,
-                                          threshold=s.threshold, **common)
+                                          threshold=s.threshold, fps_rule=s.fps_rule, **common)
     if is_video(video):
         info, trim = _probe(video, "video")
         fps = s.source_fps or float(info.fps)
-        step = preprocess.frame_step(fps, s.target_fps)
+        step = preprocess.logged_frame_step(fps, s.target_fps, s.fps_rule)
         frames: FrameSource = FileSource(video.get_stream_source(), step, s.skip_first_frames, s.frame_load_cap,
                                          trim, "video", info=info)
         source_frames = frames.info.frames
@@ -88,7 +89,7 @@ def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: 
             raise ValueError(f"video: expected an IMAGE batch [frames, height, width, 3]; got shape {tuple(video.shape)}")
         preprocess.check_finite("video", video)
         fps = s.source_fps
-        step = preprocess.frame_step(fps, s.target_fps)
+        step = preprocess.logged_frame_step(fps, s.target_fps, s.fps_rule)
         frames = TensorSource(_sample(video, step, s), preprocess.to_uint8)
         source_frames = video.shape[0]
     if is_video(mask):

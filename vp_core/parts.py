@@ -12,7 +12,7 @@ import logging
 from dataclasses import replace
 
 from .preprocess import AudioRef, InpaintInput, PipelineInputs
-from .video_io import read_frames, slice_frames
+from .video_io import slice_frames
 from .windows import WindowPlan, plan_windows
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def cut_part(job: InpaintInput, window_frames: int, overlap_frames: int, mode: s
     part_plan = plan_windows(end - start, window_frames, overlap_frames, mode)
     _check(plan, part_plan, first, last, start, part)
     p = job.pipeline
-    image = p.image if part == 0 else read_frames(job.frames, start, start + 1)[0]
+    image = p.image if part == 0 else None  # a continued part: its I2V latent comes from the id_state
     pipe = PipelineInputs(slice_frames(p.video, start, end), slice_frames(p.masks, start, end), image)
     audio = job.audio
     if audio is not None and job.fps > 0:

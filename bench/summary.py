@@ -72,9 +72,29 @@ def rows_ratios(since: float | None, gpu: bool = False) -> list[dict]:
                               f"{big['length_buffers_mib']['decoded output (float32)']:.1f} MiB of "
                               f"{max(big['rss_peak_by_phase_mib'].values()):.0f} MiB",
                          command=b3["command"], written=b3["written"]))
+    if not gpu:
+        rows += rows_streaming(since)
     for r in rows:
         r["bench"] += tag
     return rows
+
+
+def rows_streaming(since: float | None) -> list[dict]:
+    """Benchmark 6: server RSS on the streaming path, two 1080p30 clip lengths."""
+    b = load("streaming", since)
+    if b is None:
+        return [dict(bench="6 streaming peak RSS long / short clip", measured=None, target="<=1.10", note="not run (or crashed)")]
+    short, long = b["runs"][0], b["runs"][-1]
+    note = (f"{short['seconds']} s -> {long['seconds']} s of 1080p30: {short['peak_rss_mib']:.0f} -> "
+            f"{long['peak_rss_mib']:.0f} MiB, {b['mib_per_minute']:.0f} MiB per minute; decode "
+            f"{long['decode_ms_per_source_frame']:.1f} ms/src frame, encode {long['encode_ms_per_output_frame']:.1f} ms/out frame")
+    return [
+        dict(bench="6 streaming peak RSS, long / short clip", measured=b["ratio"], target=b["target"], note=note,
+             command=b["command"], written=b["written"]),
+        dict(bench="6 streaming short clip peak above the idle server (GiB)", measured=b["short_above_idle_gib"],
+             target=b["target_above_idle_gib"], note=f"idle server {short['idle_rss_mib']:.0f} MiB",
+             command=b["command"], written=b["written"]),
+    ]
 
 
 def rows_gpu(since: float | None) -> list[dict]:

@@ -1,7 +1,7 @@
 """Thin ComfyUI node classes, grouped by stage. Each ``execute`` validates, then calls one ``vp_core`` function."""
 from __future__ import annotations
 
-from . import decode, encode, first_frame, id_state, loaders, metrics, paths, sampler, text, utils
+from . import decode, encode, first_frame, id_state, loaders, metrics, parts, paths, sampler, text, utils, video
 
 paths.register()
 
@@ -15,4 +15,6 @@ NODE_LIST = [
     *utils.NODES,
     *first_frame.NODES,
     *metrics.NODES,
+    *video.NODES,
+    *parts.NODES,
 ]

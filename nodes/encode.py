@@ -1,10 +1,36 @@
 """Encode node: video + mask (+ optional first frame) -> the sampler's inpainting input."""
 from __future__ import annotations
 
+import logging
+
+import torch
 from comfy_api.v0_0_2 import io
 
-from ..vp_core import preprocess
+from ..vp_core import clip_inputs, preprocess, video_io
 from .types import INPAINT
+
+log = logging.getLogger(__name__)
+
+
+def _linked_outputs(prompt: dict | None, node_id: str | None) -> set[int] | None:
+    """Output slots of this node that another node reads (None when the prompt is not known)."""
+    if not prompt or node_id is None:
+        return None
+    return {v[1] for n in prompt.values() for v in n.get("inputs", {}).values()
+            if isinstance(v, list) and len(v) == 2 and str(v[0]) == str(node_id)}
+
+
+def _batch(src, scale: float, name: str, linked: set[int] | None, slot: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """A streamed source as a float batch for the IMAGE/MASK outputs, only if a node reads that output."""
+    if linked is not None and slot not in linked:
+        return torch.zeros(0, *shape)
+    n = len(src)
+    log.warning(
+        "encode: the '%s' output is connected, so the whole sampled clip (%d frames of %dx%d) is held in memory as "
+        "float32 (%.0f MB); for long clips use 'VideoPainter Composite Video', which reads the frames window by window",
+        name, n, src.width, src.height, n * src.width * src.height * 4 * (3 if len(shape) == 3 else 1) / 2**20,
+    )
+    return torch.cat([video_io.read_frames(src, a, min(a + 64, n)).float() / scale for a in range(0, n, 64)])
 
 
 class VideoPainterEncode(io.ComfyNode):
@@ -22,8 +48,14 @@ class VideoPainterEncode(io.ComfyNode):
             category="videopainter/encode",
             description=cls.__doc__,
             inputs=[
-                io.Image.Input("video", tooltip="Frames of the clip (e.g. from Load Video)."),
-                io.Mask.Input("mask", tooltip="Region to fill (1 = fill): one mask per frame, or one mask for all frames."),
+                io.MultiType.Input(
+                    io.Image.Input("video", tooltip="The clip: a VIDEO (Load Video; read window by window, any length) or "
+                                                    "an IMAGE batch (short clips: ~25 MB per 1080p frame in memory)."),
+                    types=[io.Video]),
+                io.MultiType.Input(
+                    io.Mask.Input("mask", tooltip="Region to fill (1 = fill): a mask VIDEO (mask_channel > threshold, read "
+                                                  "window by window) or a MASK batch (one per frame, or one for all)."),
+                    types=[io.Video]),
                 io.Image.Input("first_frame", optional=True,
                                tooltip="Inpainted first frame (e.g. FLUX Fill on frame 0, as the reference). Without it (fallback, "
                                        "warned in the log): frame 0 is inpainted like the others and window 0 gets a zero image "
@@ -33,7 +65,8 @@ class VideoPainterEncode(io.ComfyNode):
                 io.Combo.Input("resize_mode", options=list(preprocess.RESIZE_MODES), default="stretch",
                                tooltip="stretch: resize to width x height like the reference; center_crop: crop to the aspect first."),
                 io.Float.Input("source_fps", default=0.0, min=0.0, max=240.0, step=0.001,
-                               tooltip="Frame rate of the input. With target_fps, every step-th frame is kept (see fps_rule). 0 = keep all frames."),
+                               tooltip="Frame rate of the input. With target_fps, every step-th frame is kept (see fps_rule). "
+                                       "0 = a VIDEO's own rate (an IMAGE batch then keeps every frame)."),
                 io.Float.Input("target_fps", default=8.0, min=0.0, max=240.0, step=0.5, tooltip="VideoPainter runs at about 8 fps."),
                 io.Int.Input("dilate", default=32, min=0, max=256,
                              tooltip="Mask dilation in source pixels (square kernel, like cv2.dilate): 32 inpaint, 48 edit, 16 app."),
@@ -45,6 +78,12 @@ class VideoPainterEncode(io.ComfyNode):
                                tooltip="Frame step. reference: int(fps // target) on integer rates, as VideoPainter (its fps is an "
                                        "integer per clip): 23.976 fps counts as 24 -> step 3 at 8 fps. float: the exact rates: "
                                        "23.976 // 8 -> step 2. The rule and step are logged."),
+                io.Int.Input("skip_first_frames", default=0, min=0, max=10_000_000, optional=True,
+                             tooltip="Source frames dropped before frame-rate sampling starts (like VideoHelperSuite's skip_first_frames)."),
+                io.Int.Input("frame_load_cap", default=0, min=0, max=10_000_000, optional=True,
+                             tooltip="At most this many frames after sampling (0 = all), like VideoHelperSuite's frame_load_cap."),
+                io.Combo.Input("mask_channel", options=list(video_io.MASK_CHANNELS), default="red", optional=True,
+                               tooltip="Channel of a mask VIDEO that holds the mask (as core's Image To Mask)."),
             ],
             outputs=[
                 INPAINT.Output("inpaint"),
@@ -52,6 +91,7 @@ class VideoPainterEncode(io.ComfyNode):
                 io.Mask.Output("hole_mask", tooltip="The binarised, undilated masks of those frames."),
                 io.Float.Output("fps", tooltip="Frame rate of the sampled frames (0 if source_fps was 0)."),
             ],
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],
         )
 
     @classmethod
@@ -64,14 +104,19 @@ class VideoPainterEncode(io.ComfyNode):
 
     @classmethod
     def execute(cls, video, mask, width: int, height: int, resize_mode: str, source_fps: float, target_fps: float,
-                dilate: int, threshold: float, first_frame_gt: bool, first_frame=None,
-                fps_rule: str = "reference") -> io.NodeOutput:
-        job = preprocess.prepare_inpaint(
-            video, mask, first_frame, width=width, height=height, source_fps=source_fps, target_fps=target_fps,
-            dilate_size=dilate, threshold=threshold, first_frame_gt=first_frame_gt, resize_mode=resize_mode,
-            fps_rule=fps_rule,
-        )
-        return io.NodeOutput(job, job.frames.float() / 255.0, job.hole.float() / 255.0, job.fps)
+                dilate: int, threshold: float, first_frame_gt: bool, first_frame=None, fps_rule: str = "reference",
+                skip_first_frames: int = 0, frame_load_cap: int = 0, mask_channel: str = "red") -> io.NodeOutput:
+        settings = clip_inputs.ClipSettings(source_fps, target_fps, skip_first_frames, frame_load_cap, mask_channel,
+                                            threshold, fps_rule)
+        job = clip_inputs.prepare(video, mask, first_frame, settings, width=width, height=height, dilate_size=dilate,
+                                  first_frame_gt=first_frame_gt, resize_mode=resize_mode)
+        if not job.streamed:
+            return io.NodeOutput(job, job.frames.float() / 255.0, job.hole.float() / 255.0, job.fps)
+        hidden = getattr(cls, "hidden", None)
+        linked = _linked_outputs(getattr(hidden, "prompt", None), getattr(hidden, "unique_id", None))
+        h, w = job.frames.height, job.frames.width
+        return io.NodeOutput(job, _batch(job.frames, 255.0, "frames", linked, 1, (h, w, 3)),
+                             _batch(job.hole, 255.0, "hole_mask", linked, 2, (h, w)), job.fps)
 
 
 NODES = [VideoPainterEncode]

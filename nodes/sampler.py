@@ -9,7 +9,7 @@ import folder_paths
 import latent_preview
 from comfy_api.v0_0_2 import io
 
-from ..vp_core import id_state_io, preview, sampling, windows
+from ..vp_core import id_state_io, parts, preview, sampling, windows
 from .memory import SAMPLER_REMEDY, call_releasing_memory
 from .paths import file_name_error
 from .types import ID_STATE, INPAINT, VAE
@@ -134,7 +134,8 @@ class VideoPainterSampler(io.ComfyNode):
                 scheduler: str, window_frames: int, overlap_frames: int, window_mode: str, prev_clip_weight: float,
                 vae_tiling: bool, output_id_state: bool = False, id_reset_windows: str = "", autosave_name: str = "",
                 id_state=None, replace_gt: bool = True, mask_add: bool = True) -> io.NodeOutput:
-        plan = windows.plan_windows(inpaint.pipeline.video.shape[0], window_frames, overlap_frames, window_mode)
+        parts.check_window_settings(inpaint, window_frames, overlap_frames, window_mode)
+        plan = windows.plan_windows(inpaint.frame_count, window_frames, overlap_frames, window_mode)
         settings = sampling.SamplerSettings(
             steps=steps, guidance=cfg, dynamic_cfg=dynamic_cfg, scheduler=scheduler, prev_clip_weight=prev_clip_weight,
             vae_tiling=vae_tiling, seed=seed, replace_gt=replace_gt, mask_add=mask_add,

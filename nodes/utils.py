@@ -6,7 +6,7 @@ import logging
 
 from comfy_api.v0_0_2 import io, ui
 
-from ..vp_core import masks, windows
+from ..vp_core import clip_inputs, masks, video_io, windows
 
 log = logging.getLogger(__name__)
 
@@ -76,23 +76,33 @@ class VideoPainterMaskCheck(io.ComfyNode):
             category="videopainter/utils",
             description=cls.__doc__,
             inputs=[
-                io.Mask.Input("mask", tooltip="Region to fill (1 = fill), one mask per frame or one for all frames."),
+                io.MultiType.Input(
+                    io.Mask.Input("mask", tooltip="Region to fill (1 = fill): a MASK batch (one per frame or one for all) "
+                                                  "or a mask VIDEO (read a few frames at a time)."),
+                    types=[io.Video]),
                 io.Float.Input("threshold", default=0.5, min=0.0, max=1.0, step=0.01, optional=True,
                                tooltip="Mask values above this count as hole (the Encode node's threshold)."),
                 io.Float.Input("min_fraction", default=masks.DEFAULT_MIN_FRACTION, min=0.0, max=1.0, step=0.0001,
                                optional=True,
                                tooltip="Holes smaller than this share of the frame are reported as tiny (0.001 = 0.1%)."),
+                io.Combo.Input("mask_channel", options=list(video_io.MASK_CHANNELS), default="red", optional=True,
+                               tooltip="Channel of a mask VIDEO that holds the mask (the encoder's mask_channel)."),
             ],
             outputs=[
-                io.Mask.Output("mask_out", display_name="mask", tooltip="The input mask, unchanged."),
+                io.Mask.Output("mask_out", display_name="mask",
+                               tooltip="The input mask, unchanged (for a mask VIDEO, wire the encoder to the Load Video)."),
                 io.String.Output("report", tooltip="Per-frame hole sizes and warnings."),
             ],
             is_output_node=True,
         )
 
     @classmethod
-    def execute(cls, mask, threshold: float = 0.5, min_fraction: float = masks.DEFAULT_MIN_FRACTION) -> io.NodeOutput:
-        report = masks.mask_report(mask, threshold, min_fraction)
+    def execute(cls, mask, threshold: float = 0.5, min_fraction: float = masks.DEFAULT_MIN_FRACTION,
+                mask_channel: str = "red") -> io.NodeOutput:
+        if clip_inputs.is_video(mask):
+            report = masks.video_mask_report(mask.get_stream_source(), mask_channel, threshold, min_fraction)
+        else:
+            report = masks.mask_report(mask, threshold, min_fraction)
         for warning in report.warnings():
             log.warning("VideoPainter Mask Check: %s", warning)
         text = report.summary()

@@ -24,23 +24,56 @@ def sample_frames(frames: int = 49, width: int = 96, height: int = 80) -> tuple[
     The background is a horizontal colour gradient with a slowly drifting vertical band (so inpainting has
     texture to continue); the masked object is a square moving along a diagonal and bouncing at the edges.
     """
+    pairs = list(iter_frames(frames, width, height))
+    return np.stack([v for v, _ in pairs]), np.stack([m for _, m in pairs])
+
+
+def iter_frames(frames: int, width: int, height: int):
+    """``sample_frames`` one frame at a time: ``(video (H, W, 3), mask (H, W))`` uint8 pairs, for clips too long to
+    hold (the streaming benchmark writes minutes of 1080p this way)."""
     if frames < 1 or width < 16 or height < 16:
         raise ValueError(f"need frames >= 1 and a size of at least 16x16; got {frames} frames of {width}x{height}")
     side = max(8, min(width, height) // 3)
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    video = np.empty((frames, height, width, 3), np.uint8)
-    mask = np.zeros((frames, height, width), np.uint8)
     for t in range(frames):
+        video = np.empty((height, width, 3), np.uint8)
+        mask = np.zeros((height, width), np.uint8)
         phase = t / max(frames - 1, 1)
         band = 0.5 + 0.5 * np.cos((xs / width - phase) * 2 * np.pi)
-        video[t, ..., 0] = 40 + 160 * xs / width
-        video[t, ..., 1] = 60 + 120 * band
-        video[t, ..., 2] = 200 - 120 * ys / height
+        video[..., 0] = 40 + 160 * xs / width
+        video[..., 1] = 60 + 120 * band
+        video[..., 2] = 200 - 120 * ys / height
         x0 = _bounce(phase * 2.0, width - side)
         y0 = _bounce(phase * 1.3, height - side)
-        video[t, y0:y0 + side, x0:x0 + side] = (230, 40, 40)
-        mask[t, y0:y0 + side, x0:x0 + side] = 255
-    return video, mask
+        video[y0:y0 + side, x0:x0 + side] = (230, 40, 40)
+        mask[y0:y0 + side, x0:x0 + side] = 255
+        yield video, mask
+
+
+def write_clip(video_path: Path, mask_path: Path, frames: int, width: int, height: int, fps: int = 30,
+               codec: str = "ffv1") -> tuple[Path, Path]:
+    """Write the procedural clip and its mask video frame by frame (memory flat in length): ``ffv1`` (lossless
+    RGB, any container PyAV writes it to) or ``h264`` (yuv420p, crf 18)."""
+    outs = []
+    for path in (video_path, mask_path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        c = av.open(str(path), mode="w")
+        s = c.add_stream("ffv1" if codec == "ffv1" else "libx264", rate=fps)
+        s.width, s.height = width, height
+        s.pix_fmt = "bgr0" if codec == "ffv1" else "yuv420p"
+        if codec != "ffv1":
+            s.options = {"crf": "18", "preset": "veryfast"}
+        s.thread_type = "AUTO"
+        outs.append((c, s))
+    for video, mask in iter_frames(frames, width, height):
+        for (c, s), img in zip(outs, (video, np.repeat(mask[..., None], 3, -1))):
+            for packet in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(packet)
+    for c, s in outs:
+        for packet in s.encode():
+            c.mux(packet)
+        c.close()
+    return video_path, mask_path
 
 
 def _bounce(s: float, span: int) -> int:
@@ -49,16 +82,18 @@ def _bounce(s: float, span: int) -> int:
     return int(round((s if s <= 1.0 else 2.0 - s) * span))
 
 
-def write_mp4(path: Path, frames: np.ndarray, fps: int = 8, crf: int = 18) -> Path:
-    """Encode uint8 RGB ``(T, H, W, 3)`` or gray ``(T, H, W)`` frames as H.264 yuv420p."""
+def write_mp4(path: Path, frames: np.ndarray, fps: int = 8, crf: int = 18, codec: str = "h264") -> Path:
+    """Encode uint8 RGB ``(T, H, W, 3)`` or gray ``(T, H, W)`` frames as H.264 yuv420p, or with ``codec="ffv1"``
+    losslessly (RGB; in .mkv or .mp4)."""
     if frames.ndim == 3:
         frames = np.repeat(frames[..., None], 3, axis=-1)
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
+        stream = container.add_stream("ffv1" if codec == "ffv1" else "libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "medium"}
+        stream.pix_fmt = "bgr0" if codec == "ffv1" else "yuv420p"
+        if codec != "ffv1":
+            stream.options = {"crf": str(crf), "preset": "medium"}
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                 container.mux(packet)

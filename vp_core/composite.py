@@ -2,14 +2,21 @@
 from __future__ import annotations
 
 import kornia
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .preprocess import dilate as dilate_masks
 
 
-def paste(original: Tensor, generated: Tensor, mask: Tensor, dilate: int = 16, feather: int = 8) -> Tensor:
-    """``original``/``generated`` ``[T, H, W, 3]`` and ``mask`` ``[T or 1, H, W]`` in [0, 1] -> ``[T, H, W, 3]``."""
+def paste(original: Tensor, generated: Tensor, mask: Tensor, dilate: int = 16, feather: int = 8,
+          first_index: int = 0) -> Tensor:
+    """``original``/``generated`` ``[T, H, W, 3]`` and ``mask`` ``[T or 1, H, W]`` in [0, 1] -> ``[T, H, W, 3]``.
+
+    Outside the pasted region the original is *selected*, not multiplied by 0, so NaN or infinite generated pixels
+    can never reach the background; non-finite pixels inside it are an error (``first_index``: the number of the
+    first frame, for the message when frames are composited a chunk at a time).
+    """
     t = min(original.shape[0], generated.shape[0])
     if original.shape[0] != generated.shape[0]:
         raise ValueError(
@@ -26,4 +33,14 @@ def paste(original: Tensor, generated: Tensor, mask: Tensor, dilate: int = 16, f
         k = 2 * feather + 1
         m = kornia.filters.gaussian_blur2d(m[:, None], (k, k), (feather / 2.0, feather / 2.0), border_type="replicate")[:, 0]
     m = m.expand(t, -1, -1)[..., None].to(original.dtype)
-    return original * (1 - m) + generated.to(original.dtype) * m
+    generated = generated.to(original.dtype)
+    inside = m > 0
+    bad = (inside & ~torch.isfinite(generated)).any(-1)  # per pixel
+    if bool(bad.any()):
+        frames = torch.nonzero(bad.flatten(1).any(1)).flatten() + first_index
+        raise ValueError(
+            f"generated: {int(bad.sum())} NaN or infinite pixels inside the hole in {frames.numel()} frame(s) (first: "
+            f"frame {int(frames[0])}); the model produced no picture there. Likely causes: fp16 overflow on "
+            "CogVideoX-5B (load the backbone in bf16) or a broken checkpoint"
+        )
+    return torch.where(inside, original * (1 - m) + generated * m, original)

@@ -95,9 +95,31 @@ def mask_report(mask: Tensor, threshold: float = 0.5, min_fraction: float = DEFA
     if not 0.0 <= min_fraction <= 1.0:
         raise ValueError(f"min_fraction must be within [0, 1] (a share of the frame, 0.001 = 0.1%); got {min_fraction}")
     counts = (mask > threshold).sum(dim=(1, 2)).to(torch.int64).tolist()
-    total = mask.shape[1] * mask.shape[2]
+    return report_from_counts(counts, mask.shape[1], mask.shape[2], threshold, min_fraction)
+
+
+def video_mask_report(source, channel: str, threshold: float = 0.5, min_fraction: float = DEFAULT_MIN_FRACTION,
+                      chunk: int = 16) -> MaskReport:
+    """``mask_report`` of a mask video file (every frame; ``channel`` > ``threshold`` as the encoder reads it), read
+    ``chunk`` frames at a time."""
+    from .video_io import FileSource, mask_from_rgb
+
+    if not 0.0 <= min_fraction <= 1.0:
+        raise ValueError(f"min_fraction must be within [0, 1] (a share of the frame, 0.001 = 0.1%); got {min_fraction}")
+    src = FileSource(source, name="mask")
+    if len(src) == 0:
+        raise ValueError("mask: the mask video has no frames; load a mask video with at least one frame")
+    counts: list[int] = []
+    for a in range(0, len(src), chunk):
+        holes = mask_from_rgb(src.read(a, min(a + chunk, len(src))), channel, threshold)
+        counts += (holes > 0).sum(dim=(1, 2)).to(torch.int64).tolist()
+    return report_from_counts(counts, src.height, src.width, threshold, min_fraction)
+
+
+def report_from_counts(counts: list[int], height: int, width: int, threshold: float, min_fraction: float) -> MaskReport:
+    total = height * width
     return MaskReport(
-        height=mask.shape[1], width=mask.shape[2], threshold=threshold, min_fraction=min_fraction,
+        height=height, width=width, threshold=threshold, min_fraction=min_fraction,
         hole_pixels=tuple(counts),
         empty=tuple(i for i, c in enumerate(counts) if c == 0),
         full=tuple(i for i, c in enumerate(counts) if c == total),

@@ -15,7 +15,10 @@ import torch
 import torch.nn.functional as F
 from diffusers.video_processor import VideoProcessor
 from PIL import Image
+from scipy import ndimage
 from torch import Tensor
+
+from .video_io import FrameSource, Frames, Mapped
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +30,30 @@ def dilate(masks: Tensor, size: int) -> Tensor:
     """Dilate ``[T, H, W]`` masks with a ``size x size`` square, anchored like OpenCV (``cv2.dilate`` with
     ``np.ones((d, d))``): a hole grows ``(d-1)//2`` px up/left and ``d//2`` px down/right (off-centre for even d).
 
-    A flat square is separable, so this is two 1-D max-pools instead of kornia's ``morphology.dilation``, whose
-    unfold/conv engines need ``d*d`` copies of the frame (gigabytes at source resolution with d = 32).
+    A flat square is separable: two 1-D running maxima (scipy's ``maximum_filter1d``, whose cost does not grow with
+    ``d``: about 40 ms per 1080p frame with d = 33 on one core, where ``max_pool2d`` takes 0.6 s and kornia's
+    ``morphology.dilation`` needs ``d*d`` copies of the frame). Its window at origin 0 is ``y - d//2 .. y + d - 1 -
+    d//2``, the OpenCV anchor; ``nearest`` borders repeat an edge pixel the window already holds, so the border
+    changes nothing.
     """
     if size <= 1:
         return masks.clone()
-    x = masks[:, None].float()
-    lo, hi = size // 2, size - 1 - size // 2  # OpenCV anchor d//2: output(y) = max input(y - d//2 ... y + d - 1 - d//2)
-    x = F.pad(x, (lo, hi, lo, hi), value=float("-inf"))
-    x = F.max_pool2d(x, kernel_size=(size, 1), stride=1)
-    x = F.max_pool2d(x, kernel_size=(1, size), stride=1)
-    return x[:, 0].to(masks.dtype)
+    x = masks.cpu().numpy()
+    for axis in (1, 2):
+        x = ndimage.maximum_filter1d(x, size, axis=axis, mode="nearest")
+    return torch.from_numpy(x).to(masks.device)
+
+
+def mask_video(frames: Tensor, masks: Tensor) -> Tensor:
+    """Hole pixels (``masks > 127``, undilated) set to black."""
+    return torch.where((masks > 127)[..., None], torch.zeros_like(frames), frames)
+
+
+def dilate_holes(masks: Tensor, size: int, chunk: int = 8) -> Tensor:
+    """Binary ``uint8`` holes (255) of ``masks > 127`` dilated by ``size``, ``chunk`` frames at a time (dilation is
+    per frame, so this is exact; it bounds the float copies at source resolution)."""
+    hole = (masks > 127).to(torch.uint8) * 255
+    return torch.cat([dilate(hole[i:i + chunk], size) for i in range(0, hole.shape[0], chunk)]) if hole.shape[0] else hole
 
 
 @dataclass
@@ -62,9 +78,8 @@ def reference_inputs(
     4. ``first_frame_gt``: mask 0 cleared, so frame 0 counts as known;
     5. the I2V image is masked frame 0.
     """
-    hole = masks > 127
-    masked = torch.where(hole[..., None], torch.zeros_like(frames), frames)
-    dilated = dilate((hole.to(torch.uint8) * 255), dilate_size)
+    masked = mask_video(frames, masks)
+    dilated = dilate_holes(masks, dilate_size)
     if first_frame is not None:
         if first_frame.shape != frames.shape[1:]:
             raise ValueError(
@@ -131,6 +146,17 @@ def frame_step(source_fps: float, target_fps: float, rule: str = "reference") ->
     if source_fps <= 0 or target_fps <= 0:
         return 1
     return max(int(source_fps // target_fps), 1)
+
+
+def logged_frame_step(source_fps: float, target_fps: float, fps_rule: str = "reference") -> int:
+    """``frame_step`` with the rule and the step in the log (both input paths log it the same way)."""
+    step = frame_step(source_fps, target_fps, fps_rule)
+    if source_fps > 0:
+        nominal = nominal_fps(source_fps)
+        counted = f" (counted as {nominal})" if fps_rule == "reference" and nominal != source_fps else ""
+        log.info("frame-rate sampling (fps_rule %s): %.6g fps%s -> target %.6g fps: step %d (frames 0, %d, %d, ...: "
+                 "%.6g fps)", fps_rule, source_fps, counted, target_fps, step, step, 2 * step, source_fps / step)
+    return step
 
 
 def _pil_frames(frames: Tensor) -> list[Image.Image]:
@@ -214,11 +240,31 @@ class InpaintInput:
     """
 
     pipeline: PipelineInputs
-    frames: Tensor
-    hole: Tensor
+    frames: Frames
+    hole: Frames
     height: int
     width: int
     fps: float
+    audio: "AudioRef | None" = None
+    window_settings: tuple | None = None  # (window_frames, overlap_frames, mode) a part was cut for (vp_core.parts)
+
+    @property
+    def frame_count(self) -> int:
+        """Frames of the (sampled) clip."""
+        return len(self.pipeline.video)
+
+    @property
+    def streamed(self) -> bool:
+        """True when the frames are read from a file window by window rather than held in memory."""
+        return not isinstance(self.pipeline.video, Tensor)
+
+
+@dataclass(frozen=True)
+class AudioRef:
+    """Where the clip's sound is: the source file and the time of the first sampled frame in it (seconds)."""
+
+    source: object  # a path or an in-memory file
+    start: float
 
 
 def _resize_image(img: Tensor, height: int, width: int) -> Tensor:
@@ -236,6 +282,18 @@ def _center_crop(x: Tensor, aspect: float) -> Tensor:
     return x[:, top:top + nh]
 
 
+def _first_frame(first_frame: Tensor | None, frame0: Tensor) -> Tensor | None:
+    """The inpainted first frame (IMAGE) as uint8 of the video's size (resized with a warning when it is not)."""
+    if first_frame is None:
+        return None
+    ff = to_uint8(first_frame[0] if first_frame.ndim == 4 else first_frame)
+    if ff.shape != frame0.shape:
+        log.warning(
+            "first_frame is %dx%d (WxH) but the video is %dx%d: resizing it (Lanczos); give a first frame of the "
+            "video's size to avoid the resize", ff.shape[1], ff.shape[0], frame0.shape[1], frame0.shape[0],
+        )
+        ff = _resize_image(ff, frame0.shape[0], frame0.shape[1])
+    return ff
 def _log_no_first_frame(first_frame_gt: bool) -> None:
     what = (
         "no first_frame given: frame 0 is inpainted like every other frame (its original pixels inside the hole are "
@@ -288,12 +346,7 @@ def prepare_inpaint(
     check_size(width, height)
     if resize_mode not in RESIZE_MODES:
         raise ValueError(f"resize_mode: expected one of {', '.join(RESIZE_MODES)}; got {resize_mode!r}")
-    step = frame_step(source_fps, target_fps, fps_rule)
-    if source_fps > 0:
-        nominal = nominal_fps(source_fps)
-        counted = f" (counted as {nominal})" if fps_rule == "reference" and nominal != source_fps else ""
-        log.info("frame-rate sampling (fps_rule %s): %.6g fps%s -> target %.6g fps: step %d (frames 0, %d, %d, ...: "
-                 "%.6g fps)", fps_rule, source_fps, counted, target_fps, step, step, 2 * step, source_fps / step)
+    step = logged_frame_step(source_fps, target_fps, fps_rule)
     total = frames.shape[0]
     frames = frames[::step]
     masks = masks[::step] if masks.shape[0] == total else masks.expand(frames.shape[0], -1, -1)
@@ -301,17 +354,93 @@ def prepare_inpaint(
         frames, masks = _center_crop(frames, width / height), _center_crop(masks, width / height)
     video = to_uint8(frames)
     hole = ((masks > threshold).to(torch.uint8) * 255).contiguous()
-    ff = None
-    if first_frame is not None:
-        ff = to_uint8(first_frame[0] if first_frame.ndim == 4 else first_frame)
-        if ff.shape != video.shape[1:]:
-            log.warning(
-                "first_frame is %dx%d (WxH) but the video is %dx%d: resizing it (Lanczos); give a first frame of the "
-                "video's size to avoid the resize", ff.shape[1], ff.shape[0], video.shape[2], video.shape[1],
-            )
-            ff = _resize_image(ff, video.shape[1], video.shape[2])
+    ff = _first_frame(first_frame, video[0])
     if ff is None:
         _log_no_first_frame(first_frame_gt)
     pipe = first_frame_inputs(video, hole, ff, dilate_size, first_frame_gt)
     fps = source_fps / step if source_fps > 0 else 0.0
     return InpaintInput(pipe, video, hole, height, width, fps)
+
+
+# ------------------------------------------------------------------------------------ streamed (window by window)
+
+
+class PipelineVideo(FrameSource):
+    """The masked video of ``first_frame_inputs``, computed for the frames read: holes blacked out, frame 0 replaced
+    by ``first`` (the inpainted first frame; without one frame 0 keeps its hole)."""
+
+    def __init__(self, frames: FrameSource, hole: FrameSource, first: Tensor | None):
+        self.frames, self.hole, self.first = frames, hole, first
+        self.height, self.width = frames.height, frames.width
+
+    def reopen(self) -> "PipelineVideo":
+        return PipelineVideo(self.frames.reopen(), self.hole.reopen(), self.first)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def read(self, start: int, end: int) -> Tensor:
+        out = mask_video(self.frames.read(start, end), self.hole.read(start, end))
+        if start == 0 and self.first is not None:
+            out[0] = self.first
+        return out
+
+
+def pipeline_masks(hole: FrameSource, dilate_size: int, first_frame_gt: bool) -> FrameSource:
+    """The dilated masks of ``reference_inputs`` for the frames read (mask 0 cleared with ``first_frame_gt``)."""
+
+    def fn(x: Tensor, start: int) -> Tensor:
+        out = dilate_holes(x, dilate_size)
+        if start == 0 and first_frame_gt:
+            out[0] = 0
+        return out
+
+    return Mapped(hole, fn)
+
+
+def prepare_stream(
+    video: FrameSource, hole: FrameSource, first_frame: Tensor | None, *, width: int, height: int, fps: float,
+    dilate_size: int = 32, first_frame_gt: bool = True, resize_mode: str = "stretch",
+    audio: AudioRef | None = None,
+) -> InpaintInput:
+    """``prepare_inpaint`` for frames read window by window: ``video`` (uint8 RGB) and ``hole`` (binary uint8, 255 =
+    hole) are sampled sources of the same length; nothing but the first frame is read here.
+
+    Each consumer gets its own reader (``reopen``): the sampler reads the masks for the masked video and for the
+    dilated masks at different times, and the composite reads the originals again while it writes.
+    """
+    if len(video) == 0:
+        raise ValueError("video: the clip has 0 frames (after skip_first_frames and frame-rate sampling); "
+                         "load a longer video or skip fewer frames")
+    if len(hole) != len(video):
+        raise ValueError(
+            f"mask has {len(hole)} frames but video has {len(video)} (after frame-rate sampling): give one mask per "
+            "frame or a single mask, at the same frame rate"
+        )
+    if (hole.height, hole.width) != (video.height, video.width):
+        raise ValueError(
+            f"mask is {hole.width}x{hole.height} (WxH) but video is {video.width}x{video.height}: give a mask video "
+            "of the video's size"
+        )
+    check_size(width, height)
+    if resize_mode not in RESIZE_MODES:
+        raise ValueError(f"resize_mode: expected one of {', '.join(RESIZE_MODES)}; got {resize_mode!r}")
+    if first_frame is not None:
+        check_finite("first_frame", first_frame)
+    views = []
+    for src in (video, hole):
+        if resize_mode == "center_crop":
+            aspect = width / height
+            h, w = _center_crop(torch.empty(1, src.height, src.width), aspect).shape[1:]
+            src = Mapped(src, lambda x, _s, a=aspect: _center_crop(x, a).contiguous(), h, w)
+        views.append(src)
+    video, hole = views
+    ff = _first_frame(first_frame, video.read(0, 1)[0])
+    if ff is None:  # as first_frame_inputs: frame 0 is a hole like the others, no I2V image, first_frame_gt void
+        _log_no_first_frame(first_frame_gt)
+    pipe = PipelineInputs(
+        PipelineVideo(video.reopen(), hole.reopen(), ff),
+        pipeline_masks(hole.reopen(), dilate_size, first_frame_gt and ff is not None),
+        ff,
+    )
+    return InpaintInput(pipe, video.reopen(), hole.reopen(), height, width, fps, audio)

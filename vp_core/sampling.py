@@ -16,7 +16,7 @@ from torch import Tensor
 
 import comfy.model_management
 
-from . import preprocess
+from . import preprocess, video_io
 from .finite import DECODE_CAUSES, SAMPLER_CAUSES, require_finite
 from .id_state import IDState, check_fits, run_spec
 from .loaders import DEFAULT_SCHEDULER
@@ -65,8 +65,8 @@ class Models:
 class InpaintConditioning:
     """The pipeline's pixel inputs at source resolution plus text and working size."""
 
-    video: Tensor  # uint8 [T, H, W, 3]
-    masks: Tensor  # uint8 [T, H, W], 255 = hole
+    video: video_io.Frames  # uint8 [T, H, W, 3]
+    masks: video_io.Frames  # uint8 [T, H, W], 255 = hole
     image: Tensor | None  # uint8 [H, W, 3]; None: no first frame, window 0 gets a zero image latent
     positive: Tensor  # [1, text_len, text_dim]
     negative: Tensor | None
@@ -116,10 +116,15 @@ def activation_bytes(cfg, latent_frames: int, lat_h: int, lat_w: int, batch: int
     return per_buffer * (15 + (4 if id_resample else 0))
 
 
-def _frames(src: Tensor, start: int, end: int) -> Tensor:
-    """Frames ``start..end-1``; indices past the clip repeat its last frame (fixed-mode padding)."""
-    idx = torch.arange(start, end).clamp(max=src.shape[0] - 1)
-    return src[idx]
+READ_CHUNK = 16  # source frames read and resized at a time: bounds the source-resolution copies of a window
+
+
+def _window_pixels(src: video_io.Frames, win: Window, convert: Callable[[Tensor], Tensor]) -> Tensor:
+    """A window's frames (``src`` at source resolution, read when the window starts) converted to the working size,
+    ``READ_CHUNK`` frames at a time (every conversion is per frame, so this equals converting them at once)."""
+    parts = [convert(video_io.read_frames(src, a, min(a + READ_CHUNK, win.frame_end)))
+             for a in range(win.frame_start, win.frame_end, READ_CHUNK)]
+    return torch.cat(parts, 2)
 
 
 class Sampler:
@@ -147,12 +152,13 @@ class Sampler:
         self.generator = torch.Generator("cpu").manual_seed(settings.seed)
         # ComfyUI's per-model options (attention overrides set by other nodes) reach every attention call
         self.transformer_options = dict(getattr(models.backbone, "model_options", {}).get("transformer_options", {}))
+        self._read_ahead: tuple[int, Tensor] | None = None  # the next window's pixel masks, read by _keep_index
 
     # ------------------------------------------------------------------------------------------- per window
     def prepare_window(self, win: Window, prev_latents: Tensor | None) -> dict:
         """Encode the window (draws in the reference's order) and build its latent mask."""
         c, s, vae = self.cond, self.s, self.m.vae
-        video = preprocess.window_video(_frames(c.video, win.frame_start, win.frame_end), c.height, c.width)
+        video = _window_pixels(c.video, win, lambda x: preprocess.window_video(x, c.height, c.width))
         if prev_latents is None and c.image is None:
             # No first frame (preprocess.first_frame_inputs): the all-zero image latent of the training's image
             # dropout. Nothing is encoded, so no random draw is taken for it.
@@ -264,16 +270,21 @@ class Sampler:
         return latents, captured
 
     def _pixel_mask(self, win: Window) -> Tensor:
-        """The window's resized binary masks ``[1, 1, N, H, W]`` (also read one step early for the ID state: resizing
-        them twice is cheaper than holding them through the window's denoising)."""
+        """The window's resized binary masks ``[1, 1, N, H, W]`` (read at the last step of the window before for the
+        ID state, and kept from then on: the masks are read from the source once)."""
+        if self._read_ahead is not None and self._read_ahead[0] == win.index:
+            pix, self._read_ahead = self._read_ahead[1].float(), None
+            return pix
         c = self.cond
-        return preprocess.window_masks(_frames(c.masks, win.frame_start, win.frame_end), c.height, c.width)
+        return _window_pixels(c.masks, win, lambda x: preprocess.window_masks(x, c.height, c.width))
 
     def _keep_index(self, win: Window, hole: Tensor) -> Tensor:
         """Token positions the next window may read: this window's holes plus the next window's (or all)."""
         if win.index + 1 >= len(self.plan.windows):
             return torch.arange(hole.shape[1], device=hole.device)
-        pix = self._pixel_mask(self.plan.windows[win.index + 1])
+        nxt = self.plan.windows[win.index + 1]
+        pix = self._pixel_mask(nxt)
+        self._read_ahead = (nxt.index, pix.to(torch.uint8))  # binary: exact as uint8, a quarter of the bytes
         nxt_hole = token_mask(preprocess.latent_mask(pix, self.plan.latents_per_window, self.lat_h, self.lat_w), self.cfg.patch_size)
         return torch.nonzero(hole.any(0) | nxt_hole.to(hole.device).any(0)).flatten()
 
@@ -405,7 +416,7 @@ def run_inpaint(model, vae: VideoVAE, job: "preprocess.InpaintInput", positive: 
             )
     if settings.guidance > 1.0 and negative is None:
         raise ValueError("negative: classifier-free guidance (cfg > 1) needs a negative conditioning")
-    if not bool((job.pipeline.masks > 0).any()):
+    if not job.streamed and not bool((job.pipeline.masks > 0).any()):  # a streamed clip is not read ahead for this
         log.warning("the mask is empty: there is nothing to fill; the video is only re-encoded")
     s = SamplerSettings(**{**settings.__dict__})
     if options is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from diffusers import AutoencoderKLCogVideoX
@@ -83,28 +83,34 @@ class VideoVAE:
         return (latents * self.scaling_factor).permute(0, 2, 1, 3, 4).to(dtype or self.dtype)
 
     @torch.no_grad()
-    def decode_stream(self, latents: Tensor, tiling: bool, sink: Callable[[Tensor], None], interrupt: Callable[[], None] | None = None) -> None:
-        """Decode ``[B, F, 16, h, w]`` latents, calling ``sink`` with each chunk of frames ``[B, 3, f, H, W]`` in [-1, 1].
+    def decode_iter(self, latents: Tensor, tiling: bool, interrupt: Callable[[], None] | None = None) -> Iterator[Tensor]:
+        """Decode ``[B, F, 16, h, w]`` latents, yielding each chunk of frames ``[B, 3, f, H, W]`` in [-1, 1].
 
         Out of memory before the first chunk is out (the first time batch is the largest) retries with tiling,
         as core's VAE does (with a warning: tiles blend, so the frames differ slightly)."""
-        sent = []
-
-        def counted(x: Tensor) -> None:
-            sent.append(True)
-            sink(x)
-
+        chunks = self._decode_iter(latents, tiling, interrupt)
         try:
-            self._decode_stream(latents, tiling, counted, interrupt)
+            first = next(chunks)
+        except StopIteration:
+            return
         except comfy.model_management.OOM_EXCEPTION:
-            if tiling or sent:
+            if tiling:
                 raise
             log.warning("VAE decode ran out of memory; retrying with tiled decoding (turn tiling on in the decode node "
                         "to skip the untiled try)")
             comfy.model_management.soft_empty_cache()
-            self._decode_stream(latents, True, sink, interrupt)
+            chunks = self._decode_iter(latents, True, interrupt)
+            first = next(chunks)
+        yield first
+        yield from chunks
 
-    def _decode_stream(self, latents: Tensor, tiling: bool, sink: Callable[[Tensor], None], interrupt: Callable[[], None] | None) -> None:
+    def decode_stream(self, latents: Tensor, tiling: bool, sink: Callable[[Tensor], None], interrupt: Callable[[], None] | None = None) -> None:
+        """``decode_iter``, each chunk handed to ``sink``."""
+        for chunk in self.decode_iter(latents, tiling, interrupt):
+            sink(chunk)
+
+    @torch.no_grad()
+    def _decode_iter(self, latents: Tensor, tiling: bool, interrupt: Callable[[], None] | None) -> Iterator[Tensor]:
         f = self.spatial_factor
         first = (LATENT_BATCH + 1) * int(self.model.config.temporal_compression_ratio)  # the largest batch, rounded up
         self.load(self.working_bytes(first, latents.shape[3] * f, latents.shape[4] * f, tiling))
@@ -129,7 +135,7 @@ class VideoVAE:
                 if vae.post_quant_conv is not None:
                     tile = vae.post_quant_conv(tile)
                 outs[(i, j)], caches[(i, j)] = vae.decoder(tile, conv_cache=caches[(i, j)])
-            sink(self._blend(outs, h, w) if tiled else outs[(0, 0)])
+            yield self._blend(outs, h, w) if tiled else outs[(0, 0)]
 
     def _tiles(self, h: int, w: int) -> list[tuple[int, int, int, int]]:
         vae = self.model

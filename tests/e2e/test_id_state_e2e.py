@@ -30,7 +30,7 @@ def parts_prompt() -> dict:
 def _single_prompt(parts: dict) -> dict:
     """The one-run equivalent: the inpaint workflow's sampler, same settings as the parts, its latent saved."""
     single = cc.apply_overrides(cc.load_workflow(SINGLE), cc.demo_sets(SINGLE))
-    for key in ("17", "18", "19", "20"):
+    for key in ("17", "18", "20"):
         del single[key]
     single["16"]["inputs"]["steps"] = parts["16"]["inputs"]["steps"]
     single["31"] = {"class_type": "SaveLatent", "inputs": {"samples": ["16", 0], "filename_prefix": "videopainter/single"}}
@@ -59,7 +59,7 @@ def test_saved_state_resumes_part_two_exactly(server, parts_prompt, tmp_path):
     resumed = copy.deepcopy(parts_prompt)
     resumed["40"] = {"class_type": "VideoPainterLoadIDState", "inputs": {"state_file": "vp_state.safetensors"}}
     resumed["28"]["inputs"]["id_state"] = ["40", 0]
-    for key in ("16", "29", "30", "17", "19", "20"):
+    for key in ("16", "29", "30", "17", "20"):
         del resumed[key]
     resumed["31"]["inputs"]["samples"] = ["28", 0]
     result = cc.submit(server, resumed)
@@ -71,7 +71,7 @@ def test_saved_state_resumes_part_two_exactly(server, parts_prompt, tmp_path):
 def _latent_only(prompt: dict, steps: int) -> dict:
     """The inpaint workflow up to the sampler, with its latent saved (decode/composite/video dropped)."""
     out = copy.deepcopy(prompt)
-    for key in ("17", "18", "19", "20"):
+    for key in ("17", "18", "20"):
         del out[key]
     out["16"]["inputs"]["steps"] = steps
     out["31"] = {"class_type": "SaveLatent", "inputs": {"samples": ["16", 0], "filename_prefix": "videopainter/resume"}}

@@ -9,6 +9,7 @@ import pytest
 import requests
 
 import comfy_client as cc
+from image_path import image_path
 
 REPO = Path(__file__).resolve().parents[2]
 INPAINT = REPO / "workflows" / "api" / "videopainter_inpaint.json"
@@ -40,7 +41,7 @@ def test_inpaint_workflow_keeps_every_frame(server, inpaint_prompt, tmp_path):
 
 
 def test_mask_frame_count_error_reaches_the_user(server, inpaint_prompt):
-    bad = copy.deepcopy(inpaint_prompt)
+    bad = image_path(inpaint_prompt)  # a mask batch cut short
     bad["99"] = {"class_type": "ImageFromBatch", "inputs": {"image": ["12", 0], "batch_index": 0, "length": 40}}
     bad["13"]["inputs"]["image"] = ["99", 0]
     result = cc.submit(server, bad)

@@ -2,8 +2,8 @@
 keeps serving (``/system_stats`` answers and a good prompt runs after every failure).
 
 The cases, their outcomes and messages are data in ``tests/reliability_cases.py`` (the table in
-``tests/e2e/README.md`` is generated from it). Runs use the example inpainting workflow at the demo size with
-1 step and short clips (the sample clip cut with core's Image From Batch), and end in a Preview Image of the
+``tests/e2e/README.md`` is generated from it). Runs use the example inpainting workflow on its IMAGE/MASK path (``image_path``) at the demo size
+with 1 step and short clips (the sample clip cut with core's Image From Batch), and end in a Preview Image of the
 composite, so the history tells how many frames came out. Broken checkpoints are written into the session's model
 folders by the ``broken`` fixture; the pack lists folders when /object_info is read, so they need no restart.
 """
@@ -27,6 +27,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 import comfy_client as cc
+from image_path import image_path
 from reliability_cases import README, readme_table
 from reliability_cases import message as msg
 
@@ -46,7 +47,7 @@ pytestmark = pytest.mark.e2e
 def clip(frames: int | None = 17, mask_frames: int | None = None, **sets) -> dict:
     """The inpaint workflow at the demo size, 1 step, on the first ``frames`` frames of the sample clip (masks:
     ``mask_frames``, default the same), ending in a Preview Image of the composite (one image per frame)."""
-    p = cc.apply_overrides(cc.load_workflow(INPAINT), {**cc.demo_sets(INPAINT), "sampler.steps": 1, **sets})
+    p = cc.apply_overrides(image_path(cc.load_workflow(INPAINT)), {**cc.demo_sets(INPAINT), "sampler.steps": 1, **sets})
     for title in ("save", "create_video"):
         del p[cc.find_node(p, title)]
     p["20"] = {"class_type": "PreviewImage", "_meta": {"title": "preview"},

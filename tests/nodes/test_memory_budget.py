@@ -77,16 +77,16 @@ def test_vae_decode_falls_back_to_tiles_on_out_of_memory(loaded, caplog):
     latent = {"samples": torch.randn(1, 16, 5, 12, 10, generator=torch.Generator().manual_seed(0)),
               "videopainter": {"output_frames": 17}}
     vae = loaded.vae
-    real = type(vae)._decode_stream
+    real = type(vae)._decode_iter
     tried = []
 
-    def first_untiled_fails(self, latents, tiling, sink, interrupt):
+    def first_untiled_fails(self, latents, tiling, interrupt):
         tried.append(tiling)
         if not tiling:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(self, latents, tiling, sink, interrupt)
+        yield from real(self, latents, tiling, interrupt)
 
-    with mock.patch.object(type(vae), "_decode_stream", first_untiled_fails), caplog.at_level(logging.WARNING):
+    with mock.patch.object(type(vae), "_decode_iter", first_untiled_fails), caplog.at_level(logging.WARNING):
         (frames,) = run(decode.VideoPainterDecode, vae=vae, latent=latent, tiling=False)
     assert tried == [False, True]
     assert "retrying with tiled decoding" in caplog.text

@@ -1,0 +1,125 @@
+"""Streamed output nodes: decode and composite to a core VIDEO that is produced while it is saved, and a single
+frame of a VIDEO as an IMAGE (first frame for an image inpainter) without decoding the rest."""
+from __future__ import annotations
+
+import comfy.model_management
+import comfy.utils
+from comfy_api.v0_0_2 import io
+
+from ..vp_core import video_io, video_out, windows
+from .memory import DECODE_REMEDY, call_releasing_memory
+from .types import INPAINT, VAE
+
+
+def _progress(total: int):
+    """One progress bar over all frames of a save (reported on the node that saves, e.g. Save Video)."""
+    bar = comfy.utils.ProgressBar(total)
+    return lambda done: bar.update_absolute(done, total)
+
+
+def _guard(what: str, remedy: str):
+    return lambda fn: call_releasing_memory(fn, what, remedy)
+
+
+CODEC = io.Combo.Input(
+    "codec", options=list(video_out.CODECS), default="h264", optional=True,
+    tooltip="How Save Video encodes it when its codec is 'auto': h264 (small, lossy) or ffv1 (lossless RGB: masks, "
+            "intermediate results, exact comparisons; browsers do not play it).")
+
+
+class VideoPainterDecodeVideo(io.ComfyNode):
+    """Decodes VideoPainter latents to a VIDEO that is decoded while it is saved: frames go to the file as the VAE
+    makes them, so memory does not grow with the clip. Output at the model's working size and the sampled frame rate."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="VideoPainterDecodeVideo",
+            display_name="VideoPainter Decode to Video",
+            category="videopainter/decode",
+            description=cls.__doc__,
+            inputs=[
+                VAE.Input("vae"),
+                io.Latent.Input("latent"),
+                io.Boolean.Input("tiling", default=False, tooltip="Tiled decoding (less memory; the reference's long-video mode)."),
+                CODEC,
+            ],
+            outputs=[io.Video.Output("video")],
+        )
+
+    @classmethod
+    def execute(cls, vae, latent, tiling: bool, codec: str = "h264") -> io.NodeOutput:
+        info = latent.get("videopainter", {})
+        samples = latent["samples"].permute(0, 2, 1, 3, 4)
+        frames = info.get("output_frames") or windows.decoded_frame_count(samples.shape[1])
+        f = vae.spatial_factor
+        chunks = video_out.decoded_chunks(
+            lambda: vae.decode_iter(samples, tiling, comfy.model_management.throw_exception_if_processing_interrupted),
+            frames)
+        video = video_out.StreamedVideo(
+            chunks, samples.shape[-1] * f, samples.shape[-2] * f, frames, info.get("fps") or 8.0, codec,
+            progress=_progress, guard=_guard("decoding", DECODE_REMEDY if not tiling else "start ComfyUI with --lowvram"))
+        return io.NodeOutput(video)
+
+
+class VideoPainterCompositeVideo(io.ComfyNode):
+    """Pastes the original pixels outside the (dilated, feathered) hole over a generated VIDEO, frame chunk by frame
+    chunk while it is saved: the originals are read again from the source at its resolution for just the frames
+    being written. Keeps the source's audio. NaN in generated frames never reaches the background (an error when
+    it is inside the hole)."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="VideoPainterCompositeVideo",
+            display_name="VideoPainter Composite Video",
+            category="videopainter/decode",
+            description=cls.__doc__,
+            inputs=[
+                INPAINT.Input("inpaint", tooltip="The encoder's output: where the original frames and holes are read from."),
+                io.Video.Input("generated", tooltip="Decoded frames ('VideoPainter Decode to Video')."),
+                io.Int.Input("dilate", default=16, min=0, max=256, tooltip="Grow the pasted region by this many pixels."),
+                io.Int.Input("feather", default=8, min=0, max=256, tooltip="Blur radius of the seam in pixels."),
+                CODEC,
+            ],
+            outputs=[io.Video.Output("video")],
+        )
+
+    @classmethod
+    def execute(cls, inpaint, generated, dilate: int, feather: int, codec: str = "h264") -> io.NodeOutput:
+        chunks, frames, _, _ = video_out.video_chunks(generated)
+        if frames != inpaint.frame_count:
+            raise ValueError(
+                f"generated has {frames} frames but original has {inpaint.frame_count}: use the encoder of this clip "
+                "for 'inpaint' and window_mode 'fixed' (same frame count in and out)"
+            )
+        h, w = video_io.frame_size(inpaint.frames)
+        video = video_out.StreamedVideo(
+            video_out.composited_chunks(inpaint, chunks, dilate, feather), w, h, frames, inpaint.fps, codec, inpaint.audio,
+            progress=_progress, guard=_guard("decoding and compositing", DECODE_REMEDY))
+        return io.NodeOutput(video)
+
+
+class VideoPainterVideoFrame(io.ComfyNode):
+    """One frame of a VIDEO as an IMAGE (e.g. frame 0 for FLUX Fill), decoding only up to that frame."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="VideoPainterVideoFrame",
+            display_name="VideoPainter Frame From Video",
+            category="videopainter/encode",
+            description=cls.__doc__,
+            inputs=[
+                io.Video.Input("video"),
+                io.Int.Input("index", default=0, min=0, max=10_000_000, tooltip="Frame number in the file (0 = first)."),
+            ],
+            outputs=[io.Image.Output("image")],
+        )
+
+    @classmethod
+    def execute(cls, video, index: int) -> io.NodeOutput:
+        return io.NodeOutput(video_io.video_frame(video.get_stream_source(), index).float()[None] / 255.0)
+
+
+NODES = [VideoPainterDecodeVideo, VideoPainterCompositeVideo, VideoPainterVideoFrame]

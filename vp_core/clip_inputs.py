@@ -1,0 +1,132 @@
+"""The encoder's inputs, from whatever the graph gives: core ``VIDEO`` (read lazily from its file) or IMAGE/MASK
+batches already in memory, in any combination. One call, ``prepare``, returns the sampler's ``InpaintInput``."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from . import preprocess
+from .video_io import MASK_CHANNELS, FileSource, FrameSource, TensorSource, VideoInfo, mask_from_rgb, probe
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClipSettings:
+    """How the clip is read (VideoHelperSuite's habits: frames skipped first, then frame-rate sampling, then a cap
+    on the frames kept) and how the mask is read from a mask video."""
+
+    source_fps: float = 0.0  # 0: the VIDEO's own rate (an IMAGE batch then keeps every frame)
+    target_fps: float = 8.0
+    skip_first_frames: int = 0
+    frame_load_cap: int = 0  # sampled frames, 0 = all
+    mask_channel: str = "red"
+    threshold: float = 0.5
+    fps_rule: str = "reference"  # preprocess.frame_step's rule
+
+
+def is_video(x) -> bool:
+    """Core's VIDEO (``comfy_api`` ``VideoInput``): anything that can hand over a streamable file."""
+    return not isinstance(x, Tensor) and callable(getattr(x, "get_stream_source", None))
+
+
+def _probe(video, name: str) -> tuple[VideoInfo, tuple[float, float]]:
+    """The file's facts, inside the trim window core's newer VIDEO can carry (``get_active_trim_window``)."""
+    trim = video.get_active_trim_window() if callable(getattr(video, "get_active_trim_window", None)) else (0.0, 0.0)
+    return probe(video.get_stream_source(), trim, name), trim
+
+
+def _open(video, step: int, s: ClipSettings, name: str) -> FileSource:
+    info, trim = _probe(video, name)
+    return FileSource(video.get_stream_source(), step, s.skip_first_frames, s.frame_load_cap, trim, name, info=info)
+
+
+def _sample(t: Tensor, step: int, s: ClipSettings) -> Tensor:
+    """The same skip / every-step / cap on a batch in memory (a view: nothing is copied)."""
+    t = t[s.skip_first_frames::step]
+    return t[: s.frame_load_cap] if s.frame_load_cap > 0 else t
+
+
+def _mask_batch(mask: Tensor) -> Tensor:
+    if mask.ndim == 4 and mask.shape[-1] in (1, 3):
+        mask = mask[..., 0]
+    if mask.ndim == 2:
+        mask = mask[None]
+    if mask.ndim != 3:
+        raise ValueError(f"mask: expected a MASK batch [frames, height, width]; got shape {tuple(mask.shape)}")
+    return mask
+
+
+def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: int, height: int,
+            dilate_size: int = 32, first_frame_gt: bool = True, resize_mode: str = "stretch") -> preprocess.InpaintInput:
+    """``video``: core VIDEO or IMAGE ``[T,H,W,3]``; ``mask``: core VIDEO (a mask video, ``mask_channel`` >
+    ``threshold``) or MASK ``[T or 1,H,W]``. Two batches take the in-memory path (``prepare_inpaint``, unchanged);
+    with a VIDEO the frames are read window by window when the sampler and the composite need them."""
+    common = dict(width=width, height=height, dilate_size=dilate_size, first_frame_gt=first_frame_gt,
+                  resize_mode=resize_mode)
+    if not is_video(video) and not is_video(mask):
+        step = preprocess.frame_step(s.source_fps, s.target_fps, s.fps_rule)
+        frames, masks = video, mask
+        if s.skip_first_frames or s.frame_load_cap:
+            end = s.skip_first_frames + s.frame_load_cap * step if s.frame_load_cap else None
+            frames = video[s.skip_first_frames:end]
+            m = _mask_batch(mask)
+            masks = m[s.skip_first_frames:end] if m.shape[0] == video.shape[0] else m
+        return preprocess.prepare_inpaint(frames, masks, first_frame, source_fps=s.source_fps, target_fps=s.target_fps,
+                                          threshold=s.threshold, fps_rule=s.fps_rule, **common)
+    if is_video(video):
+        info, trim = _probe(video, "video")
+        fps = s.source_fps or float(info.fps)
+        step = preprocess.logged_frame_step(fps, s.target_fps, s.fps_rule)
+        frames: FrameSource = FileSource(video.get_stream_source(), step, s.skip_first_frames, s.frame_load_cap,
+                                         trim, "video", info=info)
+        source_frames = frames.info.frames
+    else:
+        if video.ndim != 4 or video.shape[-1] != 3:
+            raise ValueError(f"video: expected an IMAGE batch [frames, height, width, 3]; got shape {tuple(video.shape)}")
+        preprocess.check_finite("video", video)
+        fps = s.source_fps
+        step = preprocess.logged_frame_step(fps, s.target_fps, s.fps_rule)
+        frames = TensorSource(_sample(video, step, s), preprocess.to_uint8)
+        source_frames = video.shape[0]
+    if is_video(mask):
+        if s.mask_channel not in MASK_CHANNELS:
+            raise ValueError(f"mask_channel: expected one of {', '.join(MASK_CHANNELS)}; got {s.mask_channel!r}")
+        m = _open(mask, step, s, "mask")
+        hole: FrameSource = _Threshold(m, s.mask_channel, s.threshold)
+    else:
+        m = _mask_batch(mask)
+        preprocess.check_finite("mask", m)
+        if m.shape[0] not in (1, source_frames):
+            raise ValueError(
+                f"mask has {m.shape[0]} frames but video has {source_frames}: give one mask per frame or a single mask"
+            )
+        sampled = _sample(m, step, s) if m.shape[0] > 1 else m
+        hole = TensorSource(sampled, lambda x: ((x > s.threshold).to(torch.uint8) * 255).contiguous(), count=len(frames))
+    audio = None
+    if is_video(video) and frames.info.has_audio:
+        audio = preprocess.AudioRef(video.get_stream_source(), frames.start_seconds)
+    out_fps = fps / step if fps > 0 else 0.0
+    log.info("encode: %s, %d frames after sampling (every %d-th from frame %d), read window by window",
+             "VIDEO" if is_video(video) else "IMAGE batch", len(frames), step, s.skip_first_frames)
+    return preprocess.prepare_stream(frames, hole, first_frame, fps=out_fps, audio=audio, **common)
+
+
+class _Threshold(FrameSource):
+    """A mask video's frames as binary holes (``mask_from_rgb``)."""
+
+    def __init__(self, src: FileSource, channel: str, threshold: float):
+        self.src, self.channel, self.threshold = src, channel, threshold
+        self.height, self.width = src.height, src.width
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def reopen(self) -> "_Threshold":
+        return _Threshold(self.src.reopen(), self.channel, self.threshold)
+
+    def read(self, start: int, end: int) -> Tensor:
+        return mask_from_rgb(self.src.read(start, end), self.channel, self.threshold)

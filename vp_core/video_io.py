@@ -1,0 +1,349 @@
+"""Frames read lazily, window by window: the clip never has to be in memory as a whole.
+
+A ``FrameSource`` is the frame-rate *sampled* timeline of a clip: ``len(src)`` sampled frames, ``src.read(a, b)``
+returns frames ``a..b-1`` as ``uint8 [n, H, W, C]`` (``C`` = 3 for video; masks are ``[n, H, W]``).
+
+- ``FileSource`` decodes a video file with PyAV: frames are decoded in order, and only the kept ones (every
+  ``step``-th after ``skip_first``, at most ``cap``) are converted to RGB, at once as uint8. Reading goes forward; the
+  last 16 sampled frames are kept, so consecutive windows that share frames (the overlap) do not decode them twice.
+  A read before the cursor and outside those reopens the file (sequential decoding is exact on any codec; seeking by
+  timestamp is not frame-exact on every file).
+- ``TensorSource`` is the same interface over an IMAGE/MASK batch already in memory (short clips, masks made by
+  other nodes).
+- ``Mapped`` applies a per-frame function (crop, mask threshold, masking, dilation) on the fly, which is exact
+  window by window because every pre-processing step of the reference works frame by frame.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable, Union
+
+import av
+import numpy as np
+import torch
+from torch import Tensor
+
+log = logging.getLogger(__name__)
+
+Source = Union[str, io.BytesIO, bytes]
+
+
+@dataclass
+class DecodeStats:
+    """Process-wide: source frames decoded and the seconds spent decoding/converting them (for the benchmarks)."""
+
+    frames: int = 0
+    seconds: float = 0.0
+
+
+DECODE_STATS = DecodeStats()
+
+
+class FrameSource:
+    """Sampled frames of a clip, read by index range (see the module docstring)."""
+
+    height: int
+    width: int
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def read(self, start: int, end: int) -> Tensor:
+        raise NotImplementedError
+
+    def reopen(self) -> "FrameSource":
+        """A reader of the same frames with its own position (stateless sources return themselves)."""
+        return self
+
+
+Frames = Union[Tensor, FrameSource]
+
+
+def read_frames(src: Frames, start: int, end: int) -> Tensor:
+    """Frames ``start..end-1`` of a tensor or a source; indices past the clip repeat its last frame (the fixed
+    window mode's padding)."""
+    n = len(src)
+    if isinstance(src, Tensor):
+        return src[torch.arange(start, end).clamp(max=n - 1)]
+    if end <= n:
+        return src.read(start, end)
+    got = src.read(min(start, n - 1), n)
+    pad = got[-1:].expand(end - max(start, n), *got.shape[1:])
+    return pad.clone() if start >= n else torch.cat([got, pad])
+
+
+def frame_size(src: Frames) -> tuple[int, int]:
+    """(height, width) of a source's frames."""
+    return (src.shape[1], src.shape[2]) if isinstance(src, Tensor) else (src.height, src.width)
+
+
+def video_frame(source: Source, index: int, name: str = "video") -> Tensor:
+    """Frame ``index`` of a file as uint8 ``[H, W, 3]`` (frames before it are decoded, not converted)."""
+    src = FileSource(source, name=name)
+    if not 0 <= index < len(src):
+        raise ValueError(f"index: the {name} has {len(src)} frames (0..{len(src) - 1}); got {index}")
+    return src.read(index, index + 1)[0]
+
+
+def reader(src: Frames) -> Frames:
+    """A reader of ``src`` with its own position (a tensor is its own reader)."""
+    return src if isinstance(src, Tensor) else src.reopen()
+
+
+# --------------------------------------------------------------------------------------------------- sources
+
+
+class TensorSource(FrameSource):
+    """A uint8 (or float, converted by ``convert``) batch as a source; a single frame is broadcast to ``count``."""
+
+    def __init__(self, frames: Tensor, convert: Callable[[Tensor], Tensor] | None = None, count: int | None = None):
+        self.frames, self.convert = frames, convert
+        self.count = count if count is not None else frames.shape[0]
+        self.height, self.width = frames.shape[1], frames.shape[2]
+
+    def __len__(self) -> int:
+        return self.count
+
+    def read(self, start: int, end: int) -> Tensor:
+        idx = torch.arange(start, end)
+        x = self.frames[idx.clamp(max=self.frames.shape[0] - 1)] if self.frames.shape[0] > 1 else self.frames[[0] * len(idx)]
+        return self.convert(x) if self.convert is not None else x
+
+
+class Mapped(FrameSource):
+    """``fn(frames, start)`` applied to each block read from ``src`` (``start`` = index of its first frame)."""
+
+    def __init__(self, src: FrameSource, fn: Callable[[Tensor, int], Tensor], height: int | None = None,
+                 width: int | None = None):
+        self.src, self.fn = src, fn
+        self.height = height if height is not None else src.height
+        self.width = width if width is not None else src.width
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def reopen(self) -> "Mapped":
+        return Mapped(self.src.reopen(), self.fn, self.height, self.width)
+
+    def read(self, start: int, end: int) -> Tensor:
+        return self.fn(self.src.read(start, end), start)
+
+
+class Slice(FrameSource):
+    """Frames ``start..end-1`` of ``src`` (a part of a clip)."""
+
+    def __init__(self, src: FrameSource, start: int, end: int):
+        self.src, self.start, self.end = src, start, end
+        self.height, self.width = src.height, src.width
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def reopen(self) -> "Slice":
+        return Slice(self.src.reopen(), self.start, self.end)
+
+    def read(self, start: int, end: int) -> Tensor:
+        return self.src.read(self.start + start, self.start + end)
+
+
+def slice_frames(src: Frames, start: int, end: int) -> Frames:
+    return src[start:end] if isinstance(src, Tensor) else Slice(src, start, end)
+
+
+# ------------------------------------------------------------------------------------------------ video files
+
+
+def _opener(source: Source) -> Callable[[], av.container.InputContainer]:
+    """A function that opens ``source`` afresh each time (in-memory files get their own reader each)."""
+    if isinstance(source, io.BytesIO):
+        source = source.getvalue()
+    if isinstance(source, bytes):
+        data = source
+        return lambda: av.open(io.BytesIO(data), mode="r")
+    return lambda: av.open(source, mode="r")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a file says about its first video stream (``frames`` counted from its packets, without decoding)."""
+
+    frames: int
+    fps: Fraction
+    width: int
+    height: int
+    has_audio: bool
+
+
+def probe(source: Source, trim: tuple[float, float] = (0.0, 0.0), name: str = "video") -> VideoInfo:
+    """Frame count (packets of the video stream inside the trim window), frame rate and size of a file."""
+    try:
+        with _opener(source)() as c:
+            if not c.streams.video:
+                raise ValueError(f"{name}: the file has no video stream; load a video file")
+            s = c.streams.video[0]
+            fps = Fraction(s.average_rate) if s.average_rate else (Fraction(s.guessed_rate) if s.guessed_rate else Fraction(0))
+            lo, hi = _trim_pts(s, trim)
+            n = sum(1 for p in c.demux(s) if p.pts is not None and p.size > 0 and lo <= p.pts < hi)
+            return VideoInfo(n, fps, s.codec_context.width, s.codec_context.height, bool(c.streams.audio))
+    except av.FFmpegError as e:
+        raise ValueError(f"{name}: cannot read the video file ({e}); check that it is a video PyAV/FFmpeg can open") from e
+
+
+def _trim_pts(stream, trim: tuple[float, float]) -> tuple[float, float]:
+    start, duration = trim
+    if not start and not duration:
+        return float("-inf"), float("inf")
+    tb = float(stream.time_base)
+    first = (stream.start_time or 0) * tb
+    lo = (first + start) / tb
+    return lo, ((first + start + duration) / tb) if duration else float("inf")
+
+
+class FileSource(FrameSource):
+    """The sampled frames of a video file (see the module docstring).
+
+    Parameters:
+        source: a path or an in-memory file (what core's ``VIDEO.get_stream_source()`` returns).
+        step: keep every ``step``-th frame (frame-rate sampling).
+        skip_first: source frames dropped before sampling starts.
+        cap: at most this many sampled frames (0 = all).
+        trim: ``(start_seconds, duration_seconds)`` of the file to use (core's trimmed videos; 0 = to the end).
+    """
+
+    def __init__(self, source: Source, step: int = 1, skip_first: int = 0, cap: int = 0,
+                 trim: tuple[float, float] = (0.0, 0.0), name: str = "video", keep: int = 16,
+                 info: VideoInfo | None = None):
+        self.source, self.cap = source, cap
+        self.open, self.name = _opener(source), name
+        self.step, self.skip_first, self.trim = max(int(step), 1), max(int(skip_first), 0), trim
+        self.info = info if info is not None else probe(source, trim, name)
+        avail = max(self.info.frames - self.skip_first, 0)
+        n = -(-avail // self.step)
+        self.count = min(n, cap) if cap > 0 else n
+        self.height, self.width = self.info.height, self.info.width
+        self._container = None
+        self._frames = None  # iterator over decoded frames in the trim window
+        self._next = 0  # sampled index the iterator will produce next
+        self.keep = keep
+        self._cache_start, self._cache = 0, []  # the last ``keep`` sampled frames decoded (uint8 arrays)
+        self.decoded = self.converted = 0  # frames decoded (skipped ones included) and converted, for tests/benchmarks
+
+    def reopen(self) -> "FileSource":
+        """Another reader of the same frames with its own decoder (for a second consumer reading at its own pace)."""
+        return FileSource(self.source, self.step, self.skip_first, self.cap, self.trim, self.name, self.keep, self.info)
+
+    @property
+    def fps(self) -> Fraction:
+        """Frame rate of the sampled frames."""
+        return self.info.fps / self.step
+
+    @property
+    def start_seconds(self) -> float:
+        """Time of the first sampled frame in the file (for the audio)."""
+        fps = float(self.info.fps) or 1.0
+        return self.trim[0] + self.skip_first / fps
+
+    def __len__(self) -> int:
+        return self.count
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+        self._container, self._frames, self._next = None, None, 0
+
+    def _restart(self) -> None:
+        self.close()
+        self._container = self.open()
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        lo, hi = _trim_pts(stream, self.trim)
+
+        def frames():
+            for frame in self._container.decode(stream):
+                if frame.pts is not None and not lo <= frame.pts < hi:
+                    if frame.pts >= hi:
+                        return
+                    continue
+                yield frame
+
+        self._frames = frames()
+
+    def _advance(self, convert: bool) -> np.ndarray | None:
+        """Decode up to the next sampled frame; convert only that one, and only when it is wanted."""
+        need = (self.skip_first if self._next == 0 else self.step - 1) + 1
+        t0 = time.perf_counter()
+        try:
+            return self._advance_timed(need, convert)
+        finally:
+            DECODE_STATS.seconds += time.perf_counter() - t0
+            DECODE_STATS.frames += need
+
+    def _advance_timed(self, need: int, convert: bool) -> np.ndarray | None:
+        frame = None
+        for _ in range(need):
+            frame = next(self._frames, None)
+            if frame is None:
+                raise ValueError(
+                    f"{self.name}: the file ended after {self.decoded} frames but its packets promised more "
+                    f"({self.info.frames}); re-encode it (e.g. ffmpeg -i in.mp4 -c:v libx264 out.mp4)"
+                )
+            self.decoded += 1
+        self._next += 1
+        if not convert:
+            return None
+        self.converted += 1
+        return frame.to_ndarray(format="rgb24")
+
+    def read(self, start: int, end: int) -> Tensor:
+        end = min(end, self.count)
+        if not 0 <= start < end:
+            raise IndexError(f"{self.name}: frames {start}..{end - 1} of {self.count}")
+        c0, cache = self._cache_start, self._cache
+        pos = start
+        out: list[np.ndarray] = []
+        if c0 <= start < c0 + len(cache):
+            out = cache[start - c0: end - c0]
+            pos = start + len(out)
+        if pos < end:
+            if self._frames is None or pos < self._next:
+                if self._frames is not None:
+                    log.info("%s: sampled frame %d is behind the decoder (at %d) and not among the last %d kept; "
+                             "decoding again from the start of the file", self.name, pos, self._next, self.keep)
+                self._restart()
+            while self._next < pos:  # skip forward: decode, never convert
+                self._advance(False)
+            new = [self._advance(True) for _ in range(pos, end)]
+            out = out + new
+            if pos == c0 + len(cache):
+                cache = cache + new
+            else:
+                c0, cache = pos, new
+            drop = max(len(cache) - self.keep, 0)
+            self._cache_start, self._cache = c0 + drop, cache[drop:]
+        return torch.from_numpy(np.stack(out))
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
+
+
+# ----------------------------------------------------------------------------------------------- conversions
+
+
+MASK_CHANNELS = ("red", "green", "blue", "luma")
+
+
+def mask_from_rgb(frames: Tensor, channel: str, threshold: float) -> Tensor:
+    """uint8 RGB ``[n, H, W, 3]`` of a mask video -> binary uint8 ``[n, H, W]`` (255 = hole): the channel as core's
+    Image To Mask reads it (value / 255), then ``> threshold`` like the encoder does with a MASK."""
+    if channel == "luma":
+        v = (frames.float() * torch.tensor([0.299, 0.587, 0.114])).sum(-1) / 255.0
+    else:
+        v = frames[..., MASK_CHANNELS.index(channel)].float() / 255.0
+    return ((v > threshold).to(torch.uint8) * 255).contiguous()

@@ -167,7 +167,7 @@ def job_key(job: Job, extra: Mapping[str, Any] | None = None) -> str:
     """A hash of everything that decides a job's outputs: task, workflow and sets-file contents, overrides,
     input paths and sizes, the task row, and ``extra`` (the batch-wide overrides and options)."""
     def content(p: str | None) -> str | None:
-        return _sha256(Path(p)) if p and Path(p).is_file() else p
+        return sha256_file(Path(p)) if p and Path(p).is_file() else p
 
     spec = {
         "task": job.task,
@@ -200,7 +200,7 @@ def is_complete(job: Job, key: str, verify_hashes: bool = False) -> bool:
         f = out / rel
         if not f.is_file() or f.stat().st_size != info.get("bytes"):
             return False
-        if verify_hashes and _sha256(f) != info.get("sha256"):
+        if verify_hashes and sha256_file(f) != info.get("sha256"):
             return False
     return True
 
@@ -227,7 +227,7 @@ def commit_outputs(staging: Path, output: str | os.PathLike, marker: Mapping[str
     files: dict[str, Any] = {}
     for src in sorted(p for p in staging.rglob("*") if p.is_file()):
         rel = src.relative_to(staging)
-        files[rel.as_posix()] = {"bytes": src.stat().st_size, "sha256": _sha256(src)}
+        files[rel.as_posix()] = {"bytes": src.stat().st_size, "sha256": sha256_file(src)}
         dest = out / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, dest)
@@ -265,7 +265,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -293,6 +293,10 @@ TASKS = {GenericTask.name: GenericTask, EditPairsTask.name: EditPairsTask}
 
 
 def make_task(name: str, options: Mapping[str, Any]):
+    if name == "eval":  # imports scripts/vp_eval.py (issue #19) only when asked for
+        from batch_eval import EvalTask
+
+        return EvalTask(options)
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; tasks: {', '.join(TASKS)}")
     return TASKS[name](options)

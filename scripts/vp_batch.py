@@ -48,7 +48,8 @@ tasks:
   edit-pairs  --csv in the reference's edit layout (path, mask_id, start_frame, end_frame, fps, caption,
               Edited_video_caption, Edited_image_caption, Editing_instruction) + --video-root/--mask-root;
               writes <output-dir>/<id>/source.mp4, edited.mp4, pair.json
-  eval        the evaluation runner's rows (scripts/vp_eval.py), metrics assembled at the end
+  eval        --eval-args '<scripts/vp_eval.py arguments>': one job per dataset row (vp_eval's evaluate_row on
+              a warm server), <eval out>/<dataset>_metrics.csv assembled at the end (vp_eval's write_results)
 
 A job whose output folder holds a matching vp_batch_done.json with all its files is skipped; a job whose server
 died is retried on another worker (--max-attempts); a node error fails that job only. Every job is logged to
@@ -126,7 +127,7 @@ def plan_jobs(args: argparse.Namespace) -> Plan:
         cc.load_sets_file(p)
     options: dict[str, Any] = {"sets": sets, "sets_files": sets_files, "job_timeout": args.job_timeout}
     # What every job's key holds besides its own spec: a change of these reruns the batch.
-    batch_key = {"sets": sets, "sets_files": [bj._sha256(Path(p)) for p in sets_files], "task": args.task}
+    batch_key = {"sets": sets, "sets_files": [bj.sha256_file(Path(p)) for p in sets_files], "task": args.task}
     finish = None
     if args.task == "generic":
         if args.jobs is None:
@@ -145,9 +146,16 @@ def plan_jobs(args: argparse.Namespace) -> Plan:
     else:
         import batch_eval
 
-        jobs, eval_options, finish = batch_eval.plan(args.eval_args, args.output_dir)
+        if args.set or args.sets_file:
+            raise ValueError("--task eval: give --set/--sets-file inside --eval-args (vp_eval applies them)")
+        if not args.eval_args:
+            raise ValueError("--task eval needs --eval-args '...' (scripts/vp_eval.py's arguments, e.g. '--dataset "
+                             "VPBench --csv data/our_video_inpaint.csv --video-root ... --mask-root ...')")
+        # The CSV and the rows go to vp_eval's output folder (its --out), not --output-dir.
+        jobs, eval_options, eval_key, finish_eval = batch_eval.plan(args.eval_args, args.models_dir, batch_key)
         options.update(eval_options)
-        batch_key["eval_args"] = args.eval_args
+        batch_key.update(eval_key)
+        finish = finish_eval
     batch_tasks.make_task(args.task, options)  # option errors surface here, before any worker starts
     return Plan(jobs, options, batch_key, finish)
 

@@ -81,7 +81,7 @@ def test_no_marker_no_completion_and_a_new_commit_replaces_the_marker(tmp_path):
     (Path(job.output) / bj.DONE_MARKER).write_text("{not json")
     assert not bj.is_complete(job, bj.job_key(job))
     job, key = committed(tmp_path, {"a.txt": b"1"})
-    assert bj.read_marker(job.output)["files"] == {"a.txt": {"bytes": 1, "sha256": bj._sha256(Path(job.output) /
+    assert bj.read_marker(job.output)["files"] == {"a.txt": {"bytes": 1, "sha256": bj.sha256_file(Path(job.output) /
                                                                                                 "a.txt")}}
 
 

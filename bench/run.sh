@@ -49,6 +49,7 @@ run() {  # run NAME CMD...: a crash is recorded, the other benchmarks still run
 run "1 branch overhead" "$PY" bench/bench_branch_overhead.py "${QUICK[@]}"
 run "2 vs diffusers" "$PY" bench/bench_vs_diffusers.py "${QUICK[@]}"
 run "3 memory" "$PY" bench/bench_memory.py "${QUICK[@]}"
+run "6 batch throughput" "$PY" bench/bench_batch.py "${QUICK[@]}"
 if [ $GPU = 1 ]; then
   run "1 branch overhead (GPU)" "$PY" bench/bench_branch_overhead.py --gpu
   run "2 vs diffusers (GPU)" "$PY" bench/bench_vs_diffusers.py --gpu

@@ -165,5 +165,24 @@ class BatchWorker:
                         child.unlink(missing_ok=True)
 
 
+def kill_orphan_servers(work_dir: str | os.PathLike, worker: str | None = None) -> list[int]:
+    """SIGKILL ComfyUI servers on this machine whose base directory lies in ``work_dir`` (this batch's own; only
+    ``worker``'s when given): a Ray actor that was killed leaves its server running, since servers get a session of
+    their own. Returns the pids."""
+    import psutil
+
+    marker = str(Path(work_dir).resolve()) + os.sep + (f"{worker}-" if worker else "")
+    killed = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = proc.info.get("cmdline") or []
+        if any(a.endswith("main.py") for a in cmd) and any(a.startswith(marker) for a in cmd):
+            try:
+                proc.kill()
+                killed.append(proc.pid)
+            except psutil.Error:
+                pass
+    return killed
+
+
 def worker_config_from(data: Mapping[str, Any]) -> WorkerConfig:
     return WorkerConfig(**dict(data))

@@ -30,7 +30,8 @@ sys.path.insert(0, str(SCRIPTS))
 import batch_jobs as bj  # noqa: E402  (siblings; scripts/ is not a package)
 import batch_tasks  # noqa: E402
 import comfy_client as cc  # noqa: E402
-from batch_worker import DONE, FAILED, SERVER_DIED, SKIPPED, BatchWorker, WorkerConfig  # noqa: E402
+from batch_worker import (  # noqa: E402
+    DONE, FAILED, SERVER_DIED, SKIPPED, BatchWorker, WorkerConfig, kill_orphan_servers)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 RAY_PIN = "ray==2.60.0"  # scripts/host_pins.txt
@@ -226,6 +227,8 @@ class RayBackend:
         old = self.actors.pop(name, None)
         if old is not None:
             self.ray.kill(old, no_restart=True)
+            # Its server would outlive it: stopped here when it ran on this machine (see kill_orphan_servers).
+            kill_orphan_servers(self.configs[name].work_dir, name)
         return self.ray.get(self._new(name))
 
     def close(self) -> None:
@@ -510,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
             backend.close()
         if ray is not None and args.address is None:
             ray.shutdown()
+        for pid in kill_orphan_servers(work_dir):
+            log.warning("stopped a server a lost worker left running (pid %d)", pid)
         if previous_sigterm is not None:
             signal.signal(signal.SIGTERM, previous_sigterm)
         import shutil

@@ -102,7 +102,8 @@ def test_edit_pairs_csv_missing_a_column_is_a_usage_error(tmp_path, capsys):
     rc = vp_batch.main(["--task", "edit-pairs", "--csv", str(bad), "--video-root", "v", "--mask-root", "m",
                         "--local", "--output-dir", str(tmp_path / "o")])
     assert rc == 2
-    assert "missing column(s) Edited_video_caption, Edited_image_caption, Editing_instruction" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "missing column(s) Edited_video_caption, Edited_image_caption, Editing_instruction" in err
 
 
 if __name__ == "__main__":

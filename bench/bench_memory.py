@@ -1,6 +1,6 @@
 """Benchmark 3: peak memory of a whole any-length run (sample + decode) for 2 windows vs 6 windows, same resolution.
 
-Each run is a fresh subprocess (peaks never mix) that loads the tiny conformance models (``/work/shared/conformance``,
+Each run is a fresh subprocess (peaks never mix) that loads the tiny conformance models (``../shared/conformance`` or ``$VP_CONFORMANCE_DIR``,
 the same loaders the nodes use), builds a clip of ``17 x windows`` frames from the ``any_length`` case, and runs
 ``vp_core.sampling.Sampler`` in reference mode (window 17, overlap 0, ID LoRA + ID resampling with
 prev_clip_weight 0.5, as that case does) followed by ``vp_core.sampling.decode``. CPU: resident set size sampled

@@ -20,7 +20,7 @@ from typing import Callable
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "results"
-FIXTURES = Path(os.environ.get("VP_CONFORMANCE_DIR", "/work/shared/conformance"))
+FIXTURES = Path(os.environ.get("VP_CONFORMANCE_DIR") or REPO.parent / "shared" / "conformance")  # ../shared beside the repo
 ATTENTION_CHOICES = ("host", "sdpa")
 CLOCKS = ("cpu", "wall")
 CLOCK_HELP = (
@@ -226,5 +226,7 @@ def write_json(name: str, data: dict, out_dir: Path | None = None) -> Path:
     script = script.relative_to(REPO) if script.is_relative_to(REPO) else script
     data = dict(data, machine=machine(), written=time.strftime("%Y-%m-%dT%H:%M:%S%z"), written_epoch=time.time(),
                 command=" ".join(["python", str(script), *sys.argv[1:]]))
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    from vp_core import atomic
+
+    atomic.write_text(path, json.dumps(data, indent=2, default=str) + "\n")
     return path

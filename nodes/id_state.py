@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import folder_paths
 from comfy_api.v0_0_2 import io
 
 from ..vp_core import id_state_io, sampling
 from ..vp_core.windows import decoded_frame_count
+from .paths import confine, relative_name_error
 from .types import ID_STATE
 
 SUBFOLDER = "videopainter"
@@ -30,7 +32,13 @@ class VideoPainterSaveIDState(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, filename_prefix: str | None = None) -> bool | str:
+        return True if filename_prefix is None else _prefix_error(filename_prefix) or True
+
+    @classmethod
     def execute(cls, id_state, filename_prefix: str) -> io.NodeOutput:
+        if (error := _prefix_error(filename_prefix)) is not None:
+            raise ValueError(error)
         if id_state is None:
             raise ValueError("id_state: the sampler returned no state; turn on 'output_id_state' in the sampler")
         out_dir, name, counter, subfolder, _ = folder_paths.get_save_image_path(
@@ -39,6 +47,25 @@ class VideoPainterSaveIDState(io.ComfyNode):
         id_state_io.save_state(id_state, os.path.join(out_dir, filename))
         text = f"{subfolder}/{filename}: {id_state_io.describe(id_state)}"
         return io.NodeOutput(ui={"text": [text], "id_states": [{"filename": filename, "subfolder": subfolder, "type": "output"}]})
+
+
+def _prefix_error(prefix: str) -> str | None:
+    problem = relative_name_error(prefix)
+    return None if problem is None else f"filename_prefix: {prefix!r}: {problem}; give a name like 'id_state' or 'clip/part1'"
+
+
+def _state_path(state_file: str) -> tuple[Path | None, str | None]:
+    """The file ``state_file`` names inside the input folder (ComfyUI's ``[output]``/``[temp]`` annotations
+    allowed), or why it cannot be used."""
+    name, base = folder_paths.annotated_filepath(state_file)
+    root = base or folder_paths.get_input_directory()
+    path = confine(root, name)
+    if path is None:
+        return None, f"state_file: {state_file!r} is outside the input folder"
+    if not path.is_file():
+        return None, (f"state_file: {state_file!r} not found in the input folder; copy the saved state (from "
+                      "output/videopainter/) into ComfyUI/input and refresh the node")
+    return path, None
 
 
 def _state_files() -> list[str]:
@@ -64,12 +91,18 @@ class VideoPainterLoadIDState(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, state_file: str | None = None) -> bool | str:
+        return True if state_file is None else _state_path(state_file)[1] or True
+
+    @classmethod
     def execute(cls, state_file: str) -> io.NodeOutput:
-        path = folder_paths.get_annotated_filepath(state_file)
-        root = os.path.abspath(folder_paths.get_input_directory())
-        if os.path.commonpath([root, os.path.abspath(path)]) != root:
-            raise ValueError(f"state_file: {state_file!r} is outside the input folder")
-        return io.NodeOutput(id_state_io.load_state(path))
+        path, error = _state_path(state_file)
+        if error is not None:
+            raise ValueError(error)
+        try:
+            return io.NodeOutput(id_state_io.load_state(path))
+        except id_state_io.IDStateFileError as e:
+            raise ValueError(f"state_file: {e}") from None
 
 
 class VideoPainterJoinLatents(io.ComfyNode):

@@ -1,9 +1,12 @@
-"""Out-of-memory during a node: one clear message naming the settings to lower, with the memory released first.
+"""Out-of-memory (and non-finite results) during a node: one clear message naming the settings to lower (or the
+likely causes), with the memory released first.
 
 ComfyUI's own handler only sees ``torch.OutOfMemoryError`` and answers with a tip about batch sizes, which VideoPainter
 nodes do not have. Here the error is replaced by :class:`VideoPainterOutOfMemoryError` after the failed call's
 frames (and the window tensors they hold) are dropped, the models are unloaded as ComfyUI does for an OOM, and the
-allocator cache is emptied, so the next prompt starts with the memory free.
+allocator cache is emptied, so the next prompt starts with the memory free. A :class:`NonFiniteError` (NaN or
+infinity in the latents or frames, e.g. fp16 overflow) is handled the same way: the run is over, so the models it
+loaded are unloaded as for an OOM and :class:`VideoPainterNonFiniteError` keeps the message.
 """
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from typing import Callable, TypeVar
 
 import comfy.model_management
 import torch
+
+from ..vp_core.finite import NonFiniteError
 
 T = TypeVar("T")
 
@@ -24,8 +29,15 @@ DECODE_REMEDY = "turn on tiling, or start ComfyUI with --lowvram"
 CPU_ALLOC_FAILURE = "can't allocate memory"  # torch's CPU allocator raises a RuntimeError with this text
 
 
+RELEASED = "The loaded models were unloaded and the memory released; the server keeps running."
+
+
 class VideoPainterOutOfMemoryError(RuntimeError):
     """The device (or host) ran out of memory inside a VideoPainter node; the message names what to lower."""
+
+
+class VideoPainterNonFiniteError(RuntimeError):
+    """NaN or infinite values appeared inside a VideoPainter node; the message says where and the likely causes."""
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -36,13 +48,13 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 def out_of_memory_message(what: str, detail: str, remedy: str) -> str:
     return (
-        f"out of memory while {what} ({detail}). Lower the memory need: {remedy}. The loaded models were unloaded "
-        "and the memory released; the server keeps running."
+        f"out of memory while {what} ({detail}). Lower the memory need: {remedy}. {RELEASED}"
     )
 
 
 def call_releasing_memory(fn: Callable[[], T], what: str | Callable[[], str], remedy: str) -> T:
-    """``fn()``; an out-of-memory error becomes :class:`VideoPainterOutOfMemoryError` once the memory is released.
+    """``fn()``; an out-of-memory error becomes :class:`VideoPainterOutOfMemoryError` and a :class:`NonFiniteError`
+    :class:`VideoPainterNonFiniteError`, once the memory is released.
 
     Parameters:
         what: what was running, for the message ("sampling", "decoding"); a callable is asked after the failure
@@ -51,13 +63,17 @@ def call_releasing_memory(fn: Callable[[], T], what: str | Callable[[], str], re
     """
     try:
         return fn()
-    except Exception as e:  # noqa: BLE001 - anything that is not an OOM is re-raised unchanged
-        if not is_out_of_memory(e):
+    except Exception as e:  # noqa: BLE001 - anything that is not an OOM or non-finite result is re-raised unchanged
+        if isinstance(e, NonFiniteError):
+            error: RuntimeError = VideoPainterNonFiniteError(f"{e} {RELEASED}")
+        elif is_out_of_memory(e):
+            detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            error = VideoPainterOutOfMemoryError(out_of_memory_message(what() if callable(what) else what, detail, remedy))
+        else:
             raise
-        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         traceback.clear_frames(e.__traceback__)  # the failed frames hold the window's tensors
-    # Raised outside the except block, so the new error does not keep the OOM (and its frames) as __context__.
+    # Raised outside the except block, so the new error does not keep the old one (and its frames) as __context__.
     gc.collect()
     comfy.model_management.unload_all_models()
     comfy.model_management.soft_empty_cache()
-    raise VideoPainterOutOfMemoryError(out_of_memory_message(what() if callable(what) else what, detail, remedy))
+    raise error

@@ -6,11 +6,14 @@ ComfyUI lists files only, so diffusers folders (the backbone, the branch) get th
 from __future__ import annotations
 
 import os
-from pathlib import Path
+import re
+from pathlib import Path, PurePosixPath
 
 import folder_paths
 
 FOLDER = "videopainter"
+_DRIVE = re.compile(r"^[A-Za-z]:")  # "C:x" is drive-relative on Windows: it escapes any folder it is joined to
+_NOT_IN_FILE_NAMES = set('/\\:*?"<>|')  # path separators, drive colons and what Windows forbids in names
 WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json")
 
 
@@ -61,22 +64,67 @@ def lora_files() -> list[str]:
     return sorted(out)
 
 
+def relative_name_error(name: str) -> str | None:
+    """Why ``name`` is not a plain relative name inside a folder (None when it is). Backslashes and drive prefixes
+    are refused on every OS, so a workflow that is safe here is safe on Windows too (``C:x``, ``C:\\x``,
+    ``\\\\server\\share``, ``..\\x``)."""
+    if not name or not name.strip():
+        return "the name is empty"
+    if "\\" in name or _DRIVE.match(name):
+        return "backslashes and drive letters are not allowed (use '/' between folders)"
+    rel = PurePosixPath(name)
+    if rel.is_absolute() or ".." in rel.parts:
+        return "absolute paths and '..' are not allowed"
+    return None
+
+
+def file_name_error(name: str) -> str | None:
+    """Why ``name`` is not a plain file name without folders (None when it is)."""
+    if not name.strip():
+        return "the name is empty"
+    if _NOT_IN_FILE_NAMES.intersection(name) or name.startswith(".") or any(ord(c) < 32 for c in name):
+        return "use a plain file name: no folders, no leading '.', none of " + " ".join(sorted(_NOT_IN_FILE_NAMES))
+    return None
+
+
+def confine(root: str | os.PathLike, name: str) -> Path | None:
+    """``root / name`` if the joined, normalised path is still inside ``root``; None otherwise (or if ``name`` is not
+    a plain relative name). Normalised lexically (``abspath``), not with ``resolve()``: a folder the admin symlinked
+    into ``models/`` (another disk) is deliberate; what must not escape is the name a workflow gives."""
+    if relative_name_error(name) is not None:
+        return None
+    base = Path(os.path.abspath(root))
+    path = Path(os.path.abspath(base / name))
+    return path if path.is_relative_to(base) else None
+
+
 def resolve(kind: str, name: str) -> Path:
     """Absolute path of a listed model; rejects anything not under the model folders (no path traversal)."""
     given = name
     if kind == "loras":
         base, _, rest = name.partition("/")
         if base == "loras":
-            path = folder_paths.get_full_path("loras", rest)
+            path = folder_paths.get_full_path("loras", rest) if relative_name_error(rest) is None else None
             if path is None:
                 raise ValueError(f"lora_name: {name!r} not found in models/loras")
             return Path(path)
         name = rest
-    rel = Path(name)
-    if rel.is_absolute() or ".." in rel.parts:
-        raise ValueError(f"{given!r}: only names listed under models/{FOLDER} are accepted (no absolute paths or '..')")
+    if relative_name_error(name) is not None:
+        raise ValueError(f"{given!r}: only names listed under models/{FOLDER} are accepted (no absolute paths, '..', "
+                         "drive letters or backslashes)")
     for root in _roots():
-        candidate = root / rel
-        if candidate.exists():
+        candidate = confine(root, name)
+        if candidate is not None and candidate.exists():
             return candidate
     raise ValueError(f"{name!r} not found under models/{FOLDER} (searched: {', '.join(map(str, _roots())) or 'none'})")
+
+
+def metrics_dir() -> Path:
+    """``models/videopainter/metrics`` (the evaluation networks, see ``vp_core.metrics.models``): the first
+    ``videopainter`` root that has one, else where it should be (loading then says what is missing)."""
+    from ..vp_core.metrics import SUBDIR
+
+    for root in _roots():
+        if (root / SUBDIR).is_dir():
+            return root / SUBDIR
+    return Path(folder_paths.models_dir) / FOLDER / SUBDIR

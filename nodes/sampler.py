@@ -11,8 +11,9 @@ from comfy_api.v0_0_2 import io
 
 from ..vp_core import id_state_io, preview, sampling, windows
 from .memory import SAMPLER_REMEDY, call_releasing_memory
+from .paths import file_name_error
 from .types import ID_STATE, INPAINT, VAE
-from .utils import window_inputs
+from .utils import advanced_boolean, window_inputs
 
 
 def _embedding(conditioning, name: str):
@@ -32,22 +33,35 @@ def _previewer(vae):
     return latent_preview.Latent2RGBPreviewer(factors.tolist(), bias.tolist())
 
 
+def _autosave_error(name: str) -> str | None:
+    problem = file_name_error(name) if name.strip() else None
+    return None if problem is None else f"autosave_name: {name!r}: {problem}; e.g. 'my_clip'"
+
+
 def _autosaver(name: str):
-    """Writes each checkpoint over the previous one in output/videopainter/autosave/ (None when ``name`` is empty)."""
+    """Writes each checkpoint over the previous one (atomically) in output/videopainter/autosave/ (None when
+    ``name`` is empty)."""
     name = name.strip()
     if not name:
         return None
-    if any(c in name for c in "/\\") or name.startswith("."):
-        raise ValueError(f"autosave_name: use a plain file name without folders; got {name!r}")
+    if (error := _autosave_error(name)) is not None:
+        raise ValueError(error)
     path = os.path.join(folder_paths.get_output_directory(), "videopainter", "autosave", f"{name}.safetensors")
     return lambda state: id_state_io.save_state(state, path)
 
 
-def _windows_list(text: str) -> tuple[int, ...]:
+def _windows_list(text: str, windows_total: int | None = None) -> tuple[int, ...]:
+    """``id_reset_windows`` as window numbers; with ``windows_total`` (at run time) each must exist in the plan."""
     try:
-        return tuple(int(x) for x in text.replace(" ", "").split(",") if x)
+        out = tuple(int(x) for x in text.replace(" ", "").split(",") if x)
     except ValueError:
         raise ValueError(f"id_reset_windows: expected comma-separated window numbers like '3, 7'; got {text!r}") from None
+    if any(w < 0 for w in out):
+        raise ValueError(f"id_reset_windows: window numbers start at 0; got {text!r}")
+    if windows_total is not None and any(w >= windows_total for w in out):
+        raise ValueError(f"id_reset_windows: this run has {windows_total} window(s), numbered 0 to {windows_total - 1}; "
+                         f"got {text!r}. See 'VideoPainter Window Plan' for where the windows fall.")
+    return out
 
 
 class VideoPainterSampler(io.ComfyNode):
@@ -90,6 +104,12 @@ class VideoPainterSampler(io.ComfyNode):
                 io.String.Input("autosave_name", default="", optional=True,
                                 tooltip="If set, a checkpoint is written to output/videopainter/autosave/<name>.safetensors after every "
                                         "window; load it with 'VideoPainter Load ID State' into id_state to resume an interrupted run exactly."),
+                advanced_boolean("replace_gt", default=True,
+                                 tooltip="After every step, paste the (noised) known latents outside the hole, as the reference "
+                                         "(--replace_gt). Its evaluation reports both settings."),
+                advanced_boolean("mask_add", default=True,
+                                 tooltip="Add the branch's features on the hole's tokens only, as the reference (--mask_add; the "
+                                         "branch was trained so). Off: on every token."),
                 ID_STATE.Input("id_state", optional=True,
                                tooltip="Continue from an ID state (the previous part of the clip: encode this part with first_frame_gt "
                                        "off and no first frame), or resume from an autosave checkpoint (same clip and settings)."),
@@ -98,15 +118,28 @@ class VideoPainterSampler(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, id_reset_windows: str | None = None, autosave_name: str | None = None) -> bool | str:
+        # Explicit arguments: ComfyUI still checks the other inputs. Linked values are None here (checked at run time).
+        if autosave_name is not None and (error := _autosave_error(autosave_name)):
+            return error
+        if id_reset_windows is not None:
+            try:
+                _windows_list(id_reset_windows)
+            except ValueError as e:
+                return str(e)
+        return True
+
+    @classmethod
     def execute(cls, model, vae, inpaint, positive, negative, seed: int, steps: int, cfg: float, dynamic_cfg: bool,
                 scheduler: str, window_frames: int, overlap_frames: int, window_mode: str, prev_clip_weight: float,
                 vae_tiling: bool, output_id_state: bool = False, id_reset_windows: str = "", autosave_name: str = "",
-                id_state=None) -> io.NodeOutput:
+                id_state=None, replace_gt: bool = True, mask_add: bool = True) -> io.NodeOutput:
         plan = windows.plan_windows(inpaint.pipeline.video.shape[0], window_frames, overlap_frames, window_mode)
         settings = sampling.SamplerSettings(
             steps=steps, guidance=cfg, dynamic_cfg=dynamic_cfg, scheduler=scheduler, prev_clip_weight=prev_clip_weight,
-            vae_tiling=vae_tiling, seed=seed,
+            vae_tiling=vae_tiling, seed=seed, replace_gt=replace_gt, mask_add=mask_add,
         )
+        reset, autosave = _windows_list(id_reset_windows, len(plan.windows)), _autosaver(autosave_name)
         bar = comfy.utils.ProgressBar(len(plan.windows) * steps)
         previewer = _previewer(vae)
 
@@ -119,8 +152,8 @@ class VideoPainterSampler(io.ComfyNode):
                 model, vae, inpaint, _embedding(positive, "positive"), _embedding(negative, "negative"), settings, plan,
                 on_step=on_step,
                 interrupt=comfy.model_management.throw_exception_if_processing_interrupted, id_state=id_state,
-                capture_final=output_id_state, reset_windows=_windows_list(id_reset_windows),
-                on_checkpoint=_autosaver(autosave_name),
+                capture_final=output_id_state, reset_windows=reset,
+                on_checkpoint=autosave,
             ),
             lambda: f"sampling window {bar.current // steps + 1} of {len(plan.windows)}", SAMPLER_REMEDY,
         )

@@ -1,6 +1,7 @@
 """Utility nodes: window-plan preview, mask check."""
 from __future__ import annotations
 
+import inspect
 import logging
 
 from comfy_api.v0_0_2 import io, ui
@@ -18,6 +19,14 @@ MODE_TOOLTIP = (
     "fixed: every input frame is covered and the output has as many frames as the input. "
     "reference: VideoPainter's own plan (trailing frames dropped, one frame lost per window boundary with overlap 0)."
 )
+
+
+def advanced_boolean(name: str, **kwargs) -> io.Boolean.Input:
+    """An optional Boolean that hosts with advanced inputs (ComfyUI 0.27: ``advanced=True``) fold away; older hosts
+    (0.3.75) have no such flag and show it as a plain optional input."""
+    if "advanced" in inspect.signature(io.Boolean.Input.__init__).parameters:
+        kwargs["advanced"] = True
+    return io.Boolean.Input(name, optional=True, **kwargs)
 
 
 def window_inputs() -> list[io.Input]:

@@ -108,7 +108,7 @@ def main() -> int:
         for path in args.api_workflows:
             ui = convert(json.loads(path.read_text()), object_info, path.stem)
             target = path.parent.parent / path.name
-            target.write_text(json.dumps(ui, indent=2) + "\n")
+            cc.atomic.write_text(target, json.dumps(ui, indent=2) + "\n")
             print(f"wrote {target}")
     return 0
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import importlib.util
 import json
 import logging
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -42,6 +42,18 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMFYUI_DIR = REPO_ROOT / ".comfyui" / "ComfyUI"  # unpacked by scripts/quickstart.sh (pinned ComfyUI 0.3.75)
 PACK_DIR_NAME = "videopainter"
+
+
+def _load_atomic():
+    """The pack's one atomic-write helper (``vp_core/atomic.py``, standard library only), loaded from its file: this
+    client must not put the repo root on ``sys.path`` (its ``nodes/`` would shadow ComfyUI's ``nodes`` module)."""
+    spec = importlib.util.spec_from_file_location("videopainter_atomic", REPO_ROOT / "vp_core" / "atomic.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+atomic = _load_atomic()
 # Model folder names the pack reads; extra_model_paths.yaml points each at <models_dir>/<name>.
 MODEL_FOLDERS = ("videopainter", "diffusion_models", "vae", "loras", "text_encoders")
 START_TIMEOUT_S = 120.0
@@ -179,7 +191,7 @@ def write_model_paths(base_dir: Path, models_dir: Path) -> Path:
     lines = ["videopainter_models:", f"  base_path: {json.dumps(str(Path(models_dir).resolve()))}"]
     lines += [f"  {name}: {name}" for name in MODEL_FOLDERS]
     path = base_dir / "extra_model_paths.yaml"
-    path.write_text("\n".join(lines) + "\n")
+    atomic.write_text(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -435,8 +447,7 @@ def upload_input(server: ServerHandle, name: str, path: str | os.PathLike) -> st
         raise ValueError(f"input name {name!r} must be a relative path inside the input folder")
     if server.input_dir is not None:
         dest = server.input_dir / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dest)
+        atomic.copy_file(src, dest)  # a node never reads a half-copied input
         return rel.as_posix()
     with open(src, "rb") as f:
         r = requests.post(
@@ -671,12 +682,12 @@ def collect_outputs(server: ServerHandle, history: Mapping[str, Any], dest_dir: 
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if server.output_dir is not None:
-            shutil.copyfile(server.output_dir / rel, target)
+            atomic.copy_file(server.output_dir / rel, target)
         else:
             params = {"filename": entry["filename"], "subfolder": entry.get("subfolder", ""), "type": "output"}
             r = requests.get(server.url + "/view", params=params, timeout=300)
             r.raise_for_status()
-            target.write_bytes(r.content)
+            atomic.write_bytes(target, r.content)
         copied.append(target)
     if save_texts:
         prompt = _prompt_of(history)
@@ -684,7 +695,7 @@ def collect_outputs(server: ServerHandle, history: Mapping[str, Any], dest_dir: 
             node = prompt.get(node_id, {})
             label = node.get("_meta", {}).get("title") or node.get("class_type") or "node"
             target = dest / f"{_safe_name(label)}_{_safe_name(node_id)}.txt"
-            target.write_text(text if text.endswith("\n") else text + "\n")
+            atomic.write_text(target, text if text.endswith("\n") else text + "\n")
             copied.append(target)
     return copied
 

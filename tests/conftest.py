@@ -32,3 +32,5 @@ _register_package()
 from videopainter.vp_core.hostenv import ensure_comfy  # noqa: E402  (the one place that finds ComfyUI)
 
 ensure_comfy(cpu=os.environ.get("VP_TEST_GPU") != "1")
+
+from ci_skips import pytest_runtest_makereport  # noqa: E402, F401  (under CI=true a skip is a failure)

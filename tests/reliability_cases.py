@@ -1,4 +1,4 @@
-"""The reliability matrix of issue #9 as data: each bad input, what the user gets, and the exact message.
+"""The reliability matrix of issues #9 and #16 as data: each bad input, what the user gets, and the exact message.
 
 The tests (``tests/e2e/test_reliability.py`` through the real server, ``tests/nodes/test_reliability_nodes.py``
 with ``execute`` called directly) assert these messages verbatim, and ``tests/e2e/README.md`` shows them as a
@@ -6,7 +6,7 @@ table that a test keeps identical to :func:`readme_table`. After changing a mess
 
     .venv/bin/python tests/reliability_cases.py      # rewrites the table in tests/e2e/README.md
 
-``{models}`` stands for the server's model folder (``<models>`` in the README).
+``{models}`` stands for the server's model folder (``<models>`` in the README), ``{input}`` for its input folder.
 """
 from __future__ import annotations
 
@@ -19,6 +19,16 @@ BEGIN, END = "<!-- reliability-table:begin -->", "<!-- reliability-table:end -->
 
 SAMPLER_OOM_DETAIL = "CUDA out of memory. Tried to allocate 20.00 GiB"
 DECODE_OOM_DETAIL = "CUDA out of memory. Tried to allocate 4.00 GiB"
+STATE_REMEDY = ("use a file written by 'VideoPainter Save ID State' or a sampler's autosave (output/videopainter/), "
+                "copied unchanged into the input folder, or save the state again")
+SAMPLER_NAN_CAUSES = (
+    "Likely causes: fp16 overflow (CogVideoX-5B overflows in fp16: load the backbone with weight_dtype bf16), or a "
+    "broken checkpoint with NaN weights (the backbone, the branch or a LoRA: download it again)"
+)
+DECODE_NAN_CAUSES = (
+    "Likely causes: the VAE overflowing in fp16 (load the backbone with weight_dtype bf16), a broken VAE checkpoint "
+    "(download it again), or latents that already held NaN (check the node that produced them)"
+)
 
 
 @dataclass(frozen=True)
@@ -27,7 +37,7 @@ class Row:
 
     Parameters:
         key: how the tests look the row up.
-        case: the issue's case number (1-15, or "+" for the extra checks).
+        case: the case number of issue #9 (1-15, or "+" for the extra checks), or "16.N" for item N of issue #16.
         what: the input, in a few words.
         outcome: "error" (the node fails, the prompt stops), "refused (HTTP 400)" (the graph fails validation
             before anything runs), "warning" (logged, the prompt completes) or "completes".
@@ -43,8 +53,8 @@ class Row:
     message: str = ""
     where: str = "e2e"
 
-    def text(self, models: str | Path = "{models}") -> str:
-        return self.message.replace("{models}", str(models))
+    def text(self, models: str | Path = "{models}", input: str | Path = "{input}") -> str:  # noqa: A002
+        return self.message.replace("{models}", str(models)).replace("{input}", str(input))
 
 
 ROWS: tuple[Row, ...] = (
@@ -56,7 +66,7 @@ ROWS: tuple[Row, ...] = (
         "(e.g. Convert Mask to Image -> Upscale Image -> Convert Image to Mask)"),
     Row("mask_empty", "3", "empty mask (SolidMask 0)", "warning, completes",
         "the mask is empty: there is nothing to fill; the video is only re-encoded"),
-    Row("mask_full", "3", "full mask (SolidMask 1)", "completes (frame 0 stays known with first_frame_gt)"),
+    Row("mask_full", "3", "full mask (SolidMask 1)", "completes (no first frame: frame 0 is filled too)"),
     Row("mask_soft", "4", "soft mask (blurred 3-channel mask video through Convert Image to Mask)",
         "completes (values above `threshold` are holes)"),
     Row("mask_image", "4", "IMAGE wired straight into the mask input", "refused (HTTP 400)",
@@ -162,16 +172,64 @@ ROWS: tuple[Row, ...] = (
     Row("branch_range", "+", "Apply Branch start_percent 0.8 > end_percent 0.2", "refused (HTTP 400)",
         "start_percent, end_percent: expected 0 <= start_percent <= end_percent <= 1; got 0.8 and 0.2"),
     Row("traversal_model", "+", "'../../etc/passwd' as a model or LoRA name", "error",
-        "'../../etc/passwd': only names listed under models/videopainter are accepted (no absolute paths or '..')"),
-    Row("traversal_state", "+", "'../../etc/passwd' as the ID state file", "error",
+        "'../../etc/passwd': only names listed under models/videopainter are accepted (no absolute paths, '..', drive "
+        "letters or backslashes)"),
+    Row("traversal_state", "+", "'../../etc/passwd' as the ID state file", "refused (HTTP 400)",
         "state_file: '../../etc/passwd' is outside the input folder"),
+    # ---------------------------------------------------------------------------------------------- issue #16
+    Row("state_not_safetensors", "16.1", "a file that is not safetensors as the ID state (Load ID State)", "error",
+        "state_file: {input}/e2e_not_a_state.safetensors: not a readable safetensors file (Error while deserializing "
+        "header: header too large); " + STATE_REMEDY),
+    Row("state_missing_tensor", "16.1", "ID state file missing a tensor (also: wrong shapes, dtypes, metadata)",
+        "error", "state_file: {input}/e2e_broken_state.safetensors: 1 tensor(s) missing (e.g. hidden.1; metadata says "
+        "4 layers); " + STATE_REMEDY),
+    Row("state_other_size", "16.2", "chained ID state from a part at another working size (80x96, part 2 64x96)",
+        "error (before any step)",
+        "id_state: this state does not fit this run: working size 80x96 (WxH; this run: 64x96). It was made with "
+        "other weights or settings: run this part with the backbone, working size (Encode width x height), window "
+        "settings and cfg of the part that made the state, or without id_state."),
+    Row("state_other_cfg", "16.2", "chained ID state made with cfg 6, part 2 with cfg 1 (no CFG batch)",
+        "error (before any step)",
+        "id_state: this state does not fit this run: CFG batch (2 with cfg > 1, 1 without) 2 (this run: 1). It was made "
+        "with other weights or settings: run this part with the backbone, working size (Encode width x height), window "
+        "settings and cfg of the part that made the state, or without id_state."),
+    Row("state_other_model", "16.2", "ID state made with another model (6 blocks instead of 4)", "error (before any step)",
+        "id_state: this state does not fit this run: model fingerprint bea39ed4e8443bfa (this model: fa3b51823b1b950d): "
+        "num_layers 6 (this model: 4). It was made with other weights or settings: run this part with the backbone, "
+        "working size (Encode width x height), window settings and cfg of the part that made the state, or without "
+        "id_state.", "node"),
+    Row("state_old_file", "16.2", "ID state saved before its settings were recorded (no made_with metadata)",
+        "warning, completes (its tensor shapes are still checked)",
+        "{input}/e2e_old_state.safetensors: saved by an older version without the model and window settings it was "
+        "made with; only its tensor shapes can be checked against this run. Save it again to have it checked fully.",
+        "node"),
+    Row("nan_branch", "16.3", "branch checkpoint whose weights are all NaN", "error; models unloaded, memory released",
+        "non-finite values in the latents after step 1 of 1 of window 1 of 1: 9600 NaN and 0 infinite of 9600. "
+        + SAMPLER_NAN_CAUSES + ". The loaded models were unloaded and the memory released; the server keeps running."),
+    Row("nan_decode", "16.3", "VAE that produces NaN (fp16 overflow, simulated) while decoding",
+        "error; models unloaded, memory released",
+        "non-finite values in the decoded frames 1-9 of 17: 207360 NaN and 0 infinite of 207360. " + DECODE_NAN_CAUSES
+        + ". The loaded models were unloaded and the memory released; the server keeps running.", "node"),
+    Row("autosave_kill", "16.6", "kill -9 of the server while an autosave checkpoint is being written (slowed down)",
+        "the previous checkpoint stays loadable; resuming from it equals an uninterrupted run bit for bit"),
+    Row("autosave_name_drive", "16.9", "autosave_name 'C:x' (drive-relative on Windows)", "refused (HTTP 400)",
+        "autosave_name: 'C:x': use a plain file name: no folders, no leading '.', none of \" * / : < > ? \\ |; "
+        "e.g. 'my_clip'"),
+    Row("reset_windows_text", "16.9", "id_reset_windows 'two'", "refused (HTTP 400)",
+        "id_reset_windows: expected comma-separated window numbers like '3, 7'; got 'two'"),
+    Row("reset_windows_range", "16.9", "id_reset_windows '5' for a 2-window run", "error (before any model runs)",
+        "id_reset_windows: this run has 2 window(s), numbered 0 to 1; got '5'. See 'VideoPainter Window Plan' for "
+        "where the windows fall."),
+    Row("traversal_windows", "16.9", "Windows-style names (C:x, C:\\x, \\\\server\\share, ..\\x) as model, LoRA, "
+        "state file, prefix or autosave name", "error or refused (HTTP 400), on every OS",
+        "state_file: 'C:x' is outside the input folder"),
 )
 BY_KEY = {row.key: row for row in ROWS}
 assert len(BY_KEY) == len(ROWS), "duplicate keys"
 
 
-def message(key: str, models: str | Path = "{models}") -> str:
-    return BY_KEY[key].text(models)
+def message(key: str, models: str | Path = "{models}", input: str | Path = "{input}") -> str:  # noqa: A002
+    return BY_KEY[key].text(models, input)
 
 
 def _cell(text: str) -> str:
@@ -182,7 +240,7 @@ def readme_table() -> str:
     """The markdown table of :data:`ROWS` (what ``tests/e2e/README.md`` shows between its markers)."""
     lines = [BEGIN, "| # | input | outcome | message (exact) | tested |", "|---|---|---|---|---|"]
     for row in ROWS:
-        msg = f"``{_cell(row.text('<models>'))}``" if row.message else ""
+        msg = f"``{_cell(row.text('<models>', '<input>'))}``" if row.message else ""
         lines.append(f"| {row.case} | {_cell(row.what)} | {_cell(row.outcome)} | {msg} | {row.where} |")
     lines.append(END)
     return "\n".join(lines)

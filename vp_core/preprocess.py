@@ -7,6 +7,7 @@ reference), so memory does not grow with the clip beyond the source frames thems
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,11 +43,12 @@ def dilate(masks: Tensor, size: int) -> Tensor:
 @dataclass
 class PipelineInputs:
     """What the reference passes to its pipeline: ``video`` = masked video with the inpainted first frame,
-    ``masks`` = dilated binary masks (255 = hole), ``image`` = the I2V first frame."""
+    ``masks`` = dilated binary masks (255 = hole), ``image`` = the I2V first frame; ``None`` when there is none
+    (no first frame given): window 0 then gets a zero image latent (see ``first_frame_inputs``)."""
 
     video: Tensor
     masks: Tensor
-    image: Tensor
+    image: Tensor | None
 
 
 def reference_inputs(
@@ -75,6 +77,60 @@ def reference_inputs(
         dilated = dilated.clone()
         dilated[0] = 0
     return PipelineInputs(masked, dilated, masked[0])
+
+
+NO_FIRST_FRAME_REMEDY = (
+    "for the reference's result connect an inpainted first frame: frame 0 filled by an image inpainter, e.g. FLUX "
+    "Fill with 'VideoPainter First Frame for Inpainting' (workflows/videopainter_flux_fill_first_frame.json)"
+)
+
+
+def first_frame_inputs(
+    video: Tensor, hole: Tensor, first_frame: Tensor | None, dilate_size: int, first_frame_gt: bool
+) -> PipelineInputs:
+    """The one place that decides the I2V image and frame 0's mask, from uint8 frames and binary masks.
+
+    With a ``first_frame`` (an inpainted frame 0): exactly ``reference_inputs`` (``infer/inpaint.py``).
+
+    Without one, the original frame 0 must not condition anything: its hole still shows the object to remove or
+    edit. Fallback: frame 0 is a hole like every other frame (hole blacked out in the masked video, its dilated mask
+    kept, so ``first_frame_gt`` cannot apply) and the I2V image is ``None``, which the sampler turns into an all-zero
+    image latent. Both are inputs the model was trained with: ``train_cogvideox_inpainting_i2v_video.py`` replaces
+    the image latent by zeros with probability ``--noised_image_dropout`` (0.05 in ``train/VideoPainter.sh`` and
+    ``VideoPainterID.sh``), and every frame after frame 0 reaches the branch masked this way. Neither the hole's
+    original pixels nor the masked frame 0 (a black blob an I2V model would copy) become the I2V image.
+    """
+    if first_frame is not None:
+        return reference_inputs(video, hole, first_frame, dilate_size, first_frame_gt)
+    pipe = reference_inputs(video, hole, None, dilate_size, first_frame_gt=False)
+    return PipelineInputs(pipe.video, pipe.masks, None)
+
+
+FPS_RULES = ("reference", "float")
+
+
+def nominal_fps(fps: float) -> int:
+    """A frame rate at its nominal integer, as the reference's integer ``fps`` (23.976 -> 24; half up, not to even)."""
+    return math.floor(fps + 0.5)
+
+
+def frame_step(source_fps: float, target_fps: float, rule: str = "reference") -> int:
+    """Keep every ``frame_step``-th frame to go from ``source_fps`` towards ``target_fps`` (1 = every frame).
+
+    ``reference``: the reference's integer arithmetic, ``int(fps // down_sample_fps)`` with both rates integers
+    (``infer/inpaint.py`` takes ``fps`` from its dataset CSV, an integer per clip, and ``--down_sample_fps`` is an
+    int); a float rate is taken at its nominal integer (rounded): 23.976 -> 24 -> step 3 at 8 fps. ``float``:
+    ``int(source_fps // target_fps)`` on the exact rates: 23.976 -> step 2. (The reference's fallback for a file
+    outside its CSV, ``int(cv2 fps)``, truncates; with an integer target that gives the ``float`` step.)
+    A rate of 0 (unknown) keeps every frame.
+    """
+    if rule not in FPS_RULES:
+        raise ValueError(f"fps_rule: expected one of {', '.join(FPS_RULES)}; got {rule!r}")
+    if rule == "reference":
+        source_fps, target_fps = nominal_fps(source_fps), nominal_fps(target_fps)
+    if source_fps <= 0 or target_fps <= 0:
+        return 1
+    return max(int(source_fps // target_fps), 1)
 
 
 def _pil_frames(frames: Tensor) -> list[Image.Image]:
@@ -180,18 +236,30 @@ def _center_crop(x: Tensor, aspect: float) -> Tensor:
     return x[:, top:top + nh]
 
 
+def _log_no_first_frame(first_frame_gt: bool) -> None:
+    what = (
+        "no first_frame given: frame 0 is inpainted like every other frame (its original pixels inside the hole are "
+        "not used) and window 0 gets a zero image latent (no image condition, as in 5% of the model's training "
+        "samples: noised_image_dropout 0.05)"
+    )
+    if first_frame_gt:
+        log.warning("%s; first_frame_gt is ignored. This is a fallback: %s", what, NO_FIRST_FRAME_REMEDY)
+    else:  # the documented setting of a later part continued from an ID state, whose latent replaces the zero one
+        log.info("%s, unless an id_state from an earlier part is given to the sampler", what)
+
+
 def prepare_inpaint(
     frames: Tensor, masks: Tensor, first_frame: Tensor | None, *, width: int, height: int, source_fps: float = 0.0,
     target_fps: float = 8.0, dilate_size: int = 32, threshold: float = 0.5, first_frame_gt: bool = True,
-    resize_mode: str = "stretch",
+    resize_mode: str = "stretch", fps_rule: str = "reference",
 ) -> InpaintInput:
     """Video ``[T,H,W,3]`` and masks ``[T or 1,H,W]`` (ComfyUI floats in [0, 1], 1 = region to fill) -> pipeline inputs.
 
-    Steps, in the reference's order: frame-rate sampling (every ``int(source_fps // target_fps)``-th frame, §9 item 20),
-    optional centre crop to the working aspect, mask binarisation at ``threshold``, then ``reference_inputs``
-    (masked video, dilation at source resolution, first frame, ``first_frame_gt``). Without a ``first_frame`` the
-    ground-truth frame 0 is the I2V image; with ``first_frame_gt`` it is also the (fully known) frame 0 of the
-    video, without it frame 0 keeps its hole (use this for the later parts of a clip done in parts).
+    Steps, in the reference's order: frame-rate sampling (every ``frame_step``-th frame, ``fps_rule``, §9 item 20),
+    optional centre crop to the working aspect, mask binarisation at ``threshold``, then ``first_frame_inputs``
+    (masked video, dilation at source resolution, first frame, ``first_frame_gt``). Without a ``first_frame``
+    frame 0 keeps its hole and window 0 gets a zero image latent (the documented fallback, logged as a warning
+    unless ``first_frame_gt`` is off, the setting of a later part continued from an ID state).
     """
     if frames.ndim >= 1 and frames.shape[0] == 0:
         raise ValueError("video: the clip has 0 frames; load a video with at least 1 frame")
@@ -220,10 +288,11 @@ def prepare_inpaint(
     check_size(width, height)
     if resize_mode not in RESIZE_MODES:
         raise ValueError(f"resize_mode: expected one of {', '.join(RESIZE_MODES)}; got {resize_mode!r}")
-    step = int(source_fps // target_fps) if source_fps > 0 and target_fps > 0 else 1
-    step = max(step, 1)
-    if step > 1:
-        log.info("frame-rate sampling: keeping every %d-th frame (%.3g fps -> %.3g fps)", step, source_fps, source_fps / step)
+    step = frame_step(source_fps, target_fps, fps_rule)
+    if source_fps > 0:
+        counted = f" (counted as {nominal_fps(source_fps)})" if fps_rule == "reference" else ""
+        log.info("frame-rate sampling (fps_rule %s): %.6g fps%s -> target %.6g fps: step %d (frames 0, %d, %d, ...: "
+                 "%.6g fps)", fps_rule, source_fps, counted, target_fps, step, step, 2 * step, source_fps / step)
     total = frames.shape[0]
     frames = frames[::step]
     masks = masks[::step] if masks.shape[0] == total else masks.expand(frames.shape[0], -1, -1)
@@ -240,12 +309,8 @@ def prepare_inpaint(
                 "video's size to avoid the resize", ff.shape[1], ff.shape[0], video.shape[2], video.shape[1],
             )
             ff = _resize_image(ff, video.shape[1], video.shape[2])
-    if ff is None and not first_frame_gt:
-        # No first frame and frame 0 not known: frame 0 keeps its hole like every other frame (a continued part of
-        # a longer clip); the original frame is the I2V image should this run start from scratch.
-        pipe = reference_inputs(video, hole, None, dilate_size, False)
-        pipe = PipelineInputs(pipe.video, pipe.masks, video[0])
-    else:
-        pipe = reference_inputs(video, hole, ff if ff is not None else video[0], dilate_size, first_frame_gt)
+    if ff is None:
+        _log_no_first_frame(first_frame_gt)
+    pipe = first_frame_inputs(video, hole, ff, dilate_size, first_frame_gt)
     fps = source_fps / step if source_fps > 0 else 0.0
     return InpaintInput(pipe, video, hole, height, width, fps)

@@ -17,7 +17,8 @@ from torch import Tensor
 import comfy.model_management
 
 from . import preprocess
-from .id_state import IDState
+from .finite import DECODE_CAUSES, SAMPLER_CAUSES, require_finite
+from .id_state import IDState, check_fits, run_spec
 from .loaders import DEFAULT_SCHEDULER
 from .model.id_resample import IDResample
 from .model.rope import video_rope
@@ -66,7 +67,7 @@ class InpaintConditioning:
 
     video: Tensor  # uint8 [T, H, W, 3]
     masks: Tensor  # uint8 [T, H, W], 255 = hole
-    image: Tensor  # uint8 [H, W, 3]
+    image: Tensor | None  # uint8 [H, W, 3]; None: no first frame, window 0 gets a zero image latent
     positive: Tensor  # [1, text_len, text_dim]
     negative: Tensor | None
     height: int
@@ -129,6 +130,8 @@ class Sampler:
         f = models.vae.spatial_factor
         self.lat_h, self.lat_w = cond.height // f, cond.width // f
         self.rope = tuple(r.to(self.device) for r in video_rope(self.cfg, plan.latents_per_window, self.lat_h, self.lat_w))
+        self.spec = run_spec(self.cfg, cond.height, cond.width, plan, 2 if self.do_cfg else 1,
+                             (plan.latents_per_window, self.cfg.latent_channels, self.lat_h, self.lat_w))
         self.generator = torch.Generator("cpu").manual_seed(settings.seed)
 
     # ------------------------------------------------------------------------------------------- per window
@@ -136,7 +139,12 @@ class Sampler:
         """Encode the window (draws in the reference's order) and build its latent mask."""
         c, s, vae = self.cond, self.s, self.m.vae
         video = preprocess.window_video(_frames(c.video, win.frame_start, win.frame_end), c.height, c.width)
-        if prev_latents is None:
+        if prev_latents is None and c.image is None:
+            # No first frame (preprocess.first_frame_inputs): the all-zero image latent of the training's image
+            # dropout. Nothing is encoded, so no random draw is taken for it.
+            log.info("window 0: no first frame, zero image latent")
+            image_latents = torch.zeros(1, 1, self.cfg.latent_channels, self.lat_h, self.lat_w, dtype=self.dtype)
+        elif prev_latents is None:
             img = preprocess.image(c.image, c.height, c.width)[:, :, None]
             image_latents = vae.encode(img, self.generator, s.vae_tiling, self.dtype)
         else:
@@ -218,6 +226,8 @@ class Sampler:
                 v_u, v_c = v.chunk(2)
                 v = v_u + g * (v_c - v_u)
             latents, old_x0 = self._step(v, old_x0, i, t, latents)
+            require_finite(latents, f"the latents after step {i + 1} of {n} of window {win.index + 1} of "
+                                    f"{len(self.plan.windows)}", SAMPLER_CAUSES)
             latents = latents.to(self.dtype)
             if s.replace_gt:
                 latents = self._replace_gt(latents, w, i)
@@ -271,6 +281,8 @@ class Sampler:
             on_checkpoint: called after every window but the last with a checkpoint that resumes the run exactly.
         """
         plan, m = self.plan, self.m
+        if state is not None:
+            check_fits(state, self.spec)  # before any model loads or step runs
         if state is not None and state.rng_state is not None:
             self.generator.set_state(state.rng_state)
         acc = torch.zeros(1, plan.merged_latents, self.cfg.latent_channels, self.lat_h, self.lat_w, dtype=self.dtype)
@@ -304,7 +316,7 @@ class Sampler:
                 cap, hole = captured if captured is not None else (None, torch.zeros(0, dtype=torch.bool))
                 state = IDState(
                     cap.hidden if cap else [], cap.token_index if cap else torch.zeros(0, dtype=torch.long), hole,
-                    latents, offset + win.index, self.generator.get_state(),
+                    latents, offset + win.index, self.generator.get_state(), made_with=self.spec,
                 )
                 if on_checkpoint is not None and not last:
                     on_checkpoint(replace(state, resume_window=win.index + 1, merged=acc.clone(), counts=counts.clone()))
@@ -334,6 +346,7 @@ def decode(vae: VideoVAE, latents: Tensor, tiling: bool, frames: int | None = No
 
     def sink(x: Tensor) -> None:
         nonlocal out, filled
+        require_finite(x, f"the decoded frames {filled + 1}-{filled + x.shape[2]} of {n}", DECODE_CAUSES)
         x = (x[0] / 2 + 0.5).clamp(0, 1).permute(1, 2, 3, 0).float().cpu()
         if out is None:
             out = torch.empty(n, *x.shape[1:], dtype=torch.float32)

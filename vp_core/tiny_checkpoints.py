@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from . import atomic
+
 TRANSFORMER = dict(
     num_attention_heads=2, attention_head_dim=16, in_channels=32, out_channels=16, flip_sin_to_cos=True, freq_shift=0,
     time_embed_dim=32, text_embed_dim=32, num_layers=4, attention_bias=True, sample_width=10, sample_height=12,
@@ -44,8 +46,8 @@ def _random_like(sd: dict[str, torch.Tensor], g: torch.Generator) -> dict[str, t
 
 def _write_model(folder: Path, config: dict, class_name: str, sd: dict[str, torch.Tensor]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps({"_class_name": class_name, "_diffusers_version": "0.31.0.dev0", **config}, indent=2))
-    save_file({k: v.contiguous() for k, v in sd.items()}, str(folder / "diffusion_pytorch_model.safetensors"), metadata={"format": "pt"})
+    atomic.write_text(folder / "config.json", json.dumps({"_class_name": class_name, "_diffusers_version": "0.31.0.dev0", **config}, indent=2))
+    _save({k: v.contiguous() for k, v in sd.items()}, folder / "diffusion_pytorch_model.safetensors")
 
 
 def write_tiny_checkpoints(root: str | Path, seed: int = 0, tokenizer_dir: str | Path | None = None) -> Path:
@@ -72,8 +74,8 @@ def write_tiny_checkpoints(root: str | Path, seed: int = 0, tokenizer_dir: str |
     vae = AutoencoderKLCogVideoX(**VAE)
     _write_model(base / "vae", VAE, "AutoencoderKLCogVideoX", vae.state_dict())
     (base / "scheduler").mkdir(parents=True, exist_ok=True)
-    (base / "scheduler" / "scheduler_config.json").write_text(json.dumps({"_class_name": "CogVideoXDDIMScheduler", **DEFAULT_SCHEDULER}, indent=2))
-    (base / "model_index.json").write_text(json.dumps({
+    atomic.write_text(base / "scheduler" / "scheduler_config.json", json.dumps({"_class_name": "CogVideoXDDIMScheduler", **DEFAULT_SCHEDULER}, indent=2))
+    atomic.write_text(base / "model_index.json", json.dumps({
         "_class_name": "CogVideoXImageToVideoPipeline", "scheduler": ["diffusers", "CogVideoXDDIMScheduler"],
         "text_encoder": ["transformers", "T5EncoderModel"], "tokenizer": ["transformers", "T5Tokenizer"],
         "transformer": ["diffusers", "CogVideoXTransformer3DModel"], "vae": ["diffusers", "AutoencoderKLCogVideoX"],
@@ -89,8 +91,13 @@ def write_tiny_checkpoints(root: str | Path, seed: int = 0, tokenizer_dir: str |
             lora[f"{p}.lora_A.weight"] = torch.randn(rank, inner, generator=g) / inner ** 0.5
             lora[f"{p}.lora_B.weight"] = 0.5 * torch.randn(inner, rank, generator=g) / rank ** 0.5
     (root / "VideoPainterID" / "checkpoints").mkdir(parents=True, exist_ok=True)
-    save_file(lora, str(root / "VideoPainterID" / "checkpoints" / "pytorch_lora_weights.safetensors"), metadata={"format": "pt"})
+    _save(lora, root / "VideoPainterID" / "checkpoints" / "pytorch_lora_weights.safetensors")
     return root
+
+
+def _save(sd: dict[str, torch.Tensor], path: Path) -> None:
+    with atomic.atomic_path(path) as tmp:
+        save_file(sd, str(tmp), metadata={"format": "pt"})
 
 
 def _write_text_encoder(base: Path, seed: int, tokenizer_dir: str | Path | None) -> None:
@@ -128,5 +135,5 @@ def write_tiny_style_lora(models_dir: str | Path, name: str = STYLE_LORA_NAME, s
             sd[f"{p}.lora_B.weight"] = 0.5 * torch.randn(out_f, rank, generator=g) / rank ** 0.5
     path = Path(models_dir) / "loras" / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(sd, str(path), metadata={"format": "pt"})
+    _save(sd, path)
     return path

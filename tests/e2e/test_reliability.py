@@ -217,7 +217,7 @@ def broken(models_dir: Path):
 @pytest.fixture(scope="module")
 def warm(server):
     """One good 2-frame run (branch strength 1.0): loads the models, and is the 'alone' run of the pair test.
-    (With 1 frame there is nothing to fill: first_frame_gt makes frame 0 known.)"""
+    (2 frames: the shortest clip with a frame after frame 0.)"""
     result = completes(server, clip(2))
     return preview_pixels(server, result)
 
@@ -537,4 +537,6 @@ def test_path_traversal_is_refused(server, tmp_path):
     assert fails(server, p, "VideoPainterBranchLoader") == msg("traversal_model")
     state = {"1": {"class_type": "VideoPainterLoadIDState", "inputs": {"state_file": "../../etc/passwd"}},
              "2": {"class_type": "VideoPainterSaveIDState", "inputs": {"id_state": ["1", 0], "filename_prefix": "x"}}}
-    assert fails(server, state, "VideoPainterLoadIDState") == msg("traversal_state")
+    e = refused(server, state)  # checked in validate_inputs, before anything runs
+    assert str(e) == ("prompt failed validation:\n  node 1 (VideoPainterLoadIDState), input 'state_file': Custom "
+                      f"validation failed for node: state_file - {msg('traversal_state')}")

@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from unittest import mock
+
+import comfy.model_management
 import numpy as np
 import pytest
 import torch
@@ -62,3 +65,12 @@ def clip_tensors():
 
     video, mask = make_sample_clip.sample_frames(CLIP_FRAMES, width=80, height=96)
     return torch.from_numpy(video.astype(np.float32) / 255.0), torch.from_numpy(mask.astype(np.float32) / 255.0)
+
+
+@pytest.fixture
+def memory_calls():
+    """``soft_empty_cache`` and ``unload_all_models`` wrapped, to check that a failed node released the memory."""
+    mm = comfy.model_management
+    with mock.patch.object(mm, "soft_empty_cache", wraps=mm.soft_empty_cache) as empty, \
+            mock.patch.object(mm, "unload_all_models", wraps=mm.unload_all_models) as unload:
+        yield empty, unload

@@ -12,7 +12,6 @@ import weakref
 from pathlib import Path
 from unittest import mock
 
-import comfy.model_management
 import comfy.sd
 import pytest
 import torch
@@ -245,14 +244,6 @@ def _oom_after_allocating(refs: list, detail: str):
         refs.append(weakref.ref(hog))
         raise torch.OutOfMemoryError(detail)
     return fail
-
-
-@pytest.fixture
-def memory_calls():
-    mm = comfy.model_management
-    with mock.patch.object(mm, "soft_empty_cache", wraps=mm.soft_empty_cache) as empty, \
-            mock.patch.object(mm, "unload_all_models", wraps=mm.unload_all_models) as unload:
-        yield empty, unload
 
 
 def test_15_out_of_memory_in_a_window_names_the_settings_and_frees_memory(loaded, clip_tensors, memory_calls):

@@ -14,14 +14,12 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file, save_file
 
-REPO = Path(__file__).resolve().parents[2]
-FIXTURE = REPO.parent / "shared" / "conformance"
+from conformance_fixture import FIXTURE, REPO, needs_fixture
+
 CASES = ("forward_branch", "forward_id_resample", "pipeline_window_ddim", "pipeline_window_dpm", "any_length")
 ATOL = 1e-4
 
-pytestmark = pytest.mark.skipif(
-    not (FIXTURE / "cases").is_dir(), reason=f"conformance fixture not found at {FIXTURE} (../shared/conformance)"
-)
+pytestmark = needs_fixture("cases")  # every test here reads the fixtures
 
 
 def run_runner(fixture: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:

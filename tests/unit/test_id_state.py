@@ -3,7 +3,6 @@ safetensors round trip, and resetting it at a window changes only what it should
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,8 +13,9 @@ from videopainter.vp_core.conformance.runner import Fixture
 from videopainter.vp_core.id_state_io import load_state, save_state
 from videopainter.vp_core.windows import plan_windows
 
-FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "conformance"
-pytestmark = pytest.mark.skipif(not (FIXTURE / "cases" / "any_length").is_dir(), reason="shared/conformance not present")
+from conformance_fixture import FIXTURE, needs_fixture
+
+needs = needs_fixture("cases", "any_length")
 STEPS = 2
 
 
@@ -46,6 +46,7 @@ def _run(setup, video, masks, image, state=None, capture=False, reset=()):
     return result, per_window
 
 
+@needs
 @torch.no_grad()
 def test_two_chained_runs_equal_one_run(setup):
     _, pipe, *_ = setup
@@ -60,6 +61,7 @@ def test_two_chained_runs_equal_one_run(setup):
     assert torch.equal(joined, single.latents)
 
 
+@needs
 @torch.no_grad()
 def test_state_round_trips_through_safetensors(setup, tmp_path):
     _, pipe, *_ = setup
@@ -83,6 +85,7 @@ def test_a_foreign_file_is_refused(tmp_path):
         load_state(tmp_path / "other.safetensors")
 
 
+@needs
 @torch.no_grad()
 def test_reset_drops_only_the_identity_pool(setup):
     _, pipe, *_ = setup
@@ -96,6 +99,7 @@ class _Stop(Exception):
     pass
 
 
+@needs
 @torch.no_grad()
 def test_interrupted_run_resumes_from_its_checkpoint(setup, tmp_path):
     models, pipe, inp, settings, params = setup

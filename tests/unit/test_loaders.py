@@ -20,10 +20,11 @@ from safetensors.torch import load_file, save_file
 
 from videopainter.vp_core import loaders
 
-FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
+from conformance_fixture import FIXTURE, needs_fixture
+
 PREFIX = "model.diffusion_model."
 
-pytestmark = pytest.mark.skipif(not (FIXTURE / "cogvideox").is_dir(), reason=f"conformance fixture not found at {FIXTURE}")
+needs = needs_fixture("cogvideox")  # on the tests that read the fixture models
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +65,7 @@ def write_sharded(folder: Path, sd: dict[str, torch.Tensor], shards: int = 3) ->
 
 
 # --------------------------------------------------------------------------------------------- same weights
+@needs
 def test_folder_sharded_and_single_file_load_identical_weights(tmp_path, transformer_sd, reference_weights):
     sharded = tmp_path / "sharded" / "transformer"
     names = write_sharded(sharded, transformer_sd)
@@ -84,6 +86,7 @@ def test_folder_sharded_and_single_file_load_identical_weights(tmp_path, transfo
         assert torch.equal(reference_weights["diffusion_model." + key], value), key
 
 
+@needs
 def test_single_file_without_config_infers_the_config_from_shapes(tmp_path, transformer_sd):
     """No config.json: layers, heads, head_dim, channels, text/time dims come from shapes; the text length and
     sample grid are CogVideoX-5B-I2V's (226 tokens, 60x90 latents, 49 frames), given here by the size of the
@@ -103,6 +106,7 @@ def test_single_file_without_config_infers_the_config_from_shapes(tmp_path, tran
         assert torch.equal(got["diffusion_model." + key], value), key
 
 
+@needs
 def test_tiny_single_file_without_config_names_the_mismatch(tmp_path, transformer_sd):
     path = tmp_path / "tiny.safetensors"
     save_file({PREFIX + k: v for k, v in transformer_sd.items()}, str(path))
@@ -111,6 +115,7 @@ def test_tiny_single_file_without_config_names_the_mismatch(tmp_path, transforme
     assert "tiny.safetensors" in str(err.value) and "patch_embed.pos_embedding" in str(err.value)
 
 
+@needs
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_low_precision_weights_are_the_rounded_fp32_weights(dtype, reference_weights):
     got = weights(loaders.load_backbone(FIXTURE / "cogvideox", dtype))
@@ -153,6 +158,7 @@ def test_pickle_checkpoints_are_refused_unopened(tmp_path, monkeypatch, suffix: 
     assert not sentinel.exists()
 
 
+@needs
 def test_truncated_single_file_names_the_file(tmp_path):
     data = (FIXTURE / "cogvideox" / "transformer" / loaders.WEIGHTS_NAME).read_bytes()
     path = tmp_path / "cogvideox_half_downloaded.safetensors"
@@ -162,6 +168,7 @@ def test_truncated_single_file_names_the_file(tmp_path):
     assert path.name in str(err.value) and "truncated" in str(err.value)
 
 
+@needs
 def test_truncated_shard_names_the_shard(tmp_path, transformer_sd):
     folder = tmp_path / "transformer"
     names = write_sharded(folder, transformer_sd)
@@ -179,6 +186,7 @@ def test_missing_weights_name_the_expected_files(tmp_path):
     assert loaders.WEIGHTS_NAME in str(err.value) and loaders.INDEX_NAME in str(err.value)
 
 
+@needs
 @pytest.mark.parametrize("path", ["branch", "branch/diffusion_pytorch_model.safetensors"])
 def test_branch_given_as_backbone_says_it_is_a_branch(path: str):
     with pytest.raises(loaders.CheckpointError) as err:
@@ -186,17 +194,20 @@ def test_branch_given_as_backbone_says_it_is_a_branch(path: str):
     assert "looks like a branch checkpoint" in str(err.value)
 
 
+@needs
 @pytest.mark.parametrize("path, kind", [("cogvideox/vae", "vae"), ("id_lora/pytorch_lora_weights.safetensors", "lora")])
 def test_other_checkpoints_given_as_backbone_say_what_they_are(path: str, kind: str):
     with pytest.raises(loaders.CheckpointError, match=f"looks like a {kind} checkpoint"):
         loaders.load_backbone(FIXTURE / path, torch.float32)
 
 
+@needs
 def test_backbone_given_as_branch_is_refused():
     with pytest.raises(loaders.CheckpointError, match="expected the VideoPainter branch"):
         loaders.load_branch(FIXTURE / "cogvideox" / "transformer", torch.float32)
 
 
+@needs
 def test_branch_with_a_wrong_shape_names_the_tensor(tmp_path):
     folder = tmp_path / "branch"
     shutil.copytree(FIXTURE / "branch", folder, copy_function=shutil.copyfile)
@@ -212,6 +223,7 @@ def test_branch_with_a_wrong_shape_names_the_tensor(tmp_path):
     assert key in message and "(32, 128)" in message and "(128, 32)" in message
 
 
+@needs
 def test_lora_as_pickle_is_refused(tmp_path):
     patcher = loaders.load_backbone(FIXTURE / "cogvideox", torch.float32)
     path = tmp_path / "pytorch_lora_weights.bin"

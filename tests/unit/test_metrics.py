@@ -156,48 +156,48 @@ def test_lpips_matches_the_network_by_hand(metric_models):
     assert bg == pytest.approx(got, rel=1e-3)
 
 
+CAPTIONS = ("a red car drives on a road.", "a dog.", "two people talk in a kitchen.", "snow falls on a city.")
+
+
 def test_clip_score_is_max_of_100_cos_and_0(metric_models):
     model, proc = metric_models.clip_score, metric_models.clip_processor
     raw = model.model
-    caption = "a red car drives on a road."
+    positive = 0
     for mode in frame.MODES:
-        got = clip.clip_scores(model, proc, RES, caption, HOLE, mode)
-        want = []
-        for f, h in zip(RES, HOLE):
-            img = (f * h[..., None]).permute(2, 0, 1)
-            if mode == "background":
-                img = clip._square(img)
-            pix = proc.image_processor(images=[img], return_tensors="pt")["pixel_values"]
-            ids = proc.tokenizer([caption], return_tensors="pt", padding=True)
-            with torch.no_grad():
-                e_i = raw.get_image_features(pixel_values=pix).pooler_output[0].numpy()
-                e_t = raw.get_text_features(**ids).pooler_output[0].numpy()
-            cos = e_i @ e_t / np.linalg.norm(e_i) / np.linalg.norm(e_t)
-            want.append(max(100 * cos, 0.0))
-            raw_cos = cos
-        assert got == pytest.approx(want, abs=1e-4)
-        other = clip.clip_scores(model, proc, GT, "something else entirely", HOLE, mode)
-        assert other != pytest.approx(got, abs=1e-4) or max(want) == 0
-    assert raw_cos != 0
+        for caption in CAPTIONS:
+            got = clip.clip_scores(model, proc, RES, caption, HOLE, mode)
+            want = []
+            for f, h in zip(RES, HOLE):
+                img = (f * h[..., None]).permute(2, 0, 1)  # the background blacked out (not a crop)
+                if mode == "background":
+                    side = W
+                    img = F.pad(img, (0, 0, (side - H) // 2, side - H - (side - H) // 2))
+                pix = proc.image_processor(images=[img], return_tensors="pt")["pixel_values"]
+                ids = proc.tokenizer([caption], return_tensors="pt", padding=True)
+                with torch.no_grad():
+                    e_i = raw.get_image_features(pixel_values=pix).pooler_output[0].numpy()
+                    e_t = raw.get_text_features(**ids).pooler_output[0].numpy()
+                cos = e_i @ e_t / np.linalg.norm(e_i) / np.linalg.norm(e_t)
+                want.append(max(100 * cos, 0.0))
+            assert got == pytest.approx(want, abs=1e-4), (mode, caption)
+            positive += sum(w > 0 for w in want)
+    assert 0 < positive < 2 * len(CAPTIONS) * len(RES)  # both sides of the clamp were exercised
 
 
 def test_clip_score_reference_mode_sees_only_the_centre_square(metric_models):
     model, proc = metric_models.clip_score, metric_models.clip_processor
-    frames = _frames(5, 1).repeat(1, 1, 1, 1)
-    frames = F.interpolate(frames.permute(0, 3, 1, 2).float(), size=(48, 72)).permute(0, 2, 3, 1).to(torch.uint8)
+    frames = F.interpolate(_frames(5, 1).permute(0, 3, 1, 2).float(), size=(48, 72)).permute(0, 2, 3, 1)
+    frames = frames.to(torch.uint8)
     edited = frames.clone()
     edited[:, :, :8] = 0  # left strip, outside the centre 48x48
 
-    def raw_cos(f, mode):
-        img = f[0].permute(2, 0, 1)
-        if mode == "background":
-            img = clip._square(img)
-        pix = proc.image_processor(images=[img], return_tensors="pt")["pixel_values"]
+    def features(f, mode):
+        pix = proc.image_processor(images=clip.clip_images(f, None, mode), return_tensors="pt")["pixel_values"]
         with torch.no_grad():
             return model.get_image_features(pix)[0]
 
-    assert torch.allclose(raw_cos(frames, "reference"), raw_cos(edited, "reference"))
-    assert not torch.allclose(raw_cos(frames, "background"), raw_cos(edited, "background"))
+    assert torch.allclose(features(frames, "reference"), features(edited, "reference"))
+    assert not torch.allclose(features(frames, "background"), features(edited, "background"))
 
 
 @pytest.mark.parametrize("mode", frame.MODES)
@@ -216,6 +216,18 @@ def test_temporal_consistency_matches_manual_cosines(metric_models, mode):
     assert got == pytest.approx(want, abs=1e-5)
     shuffled = clip.temporal_consistency(model, RES, HOLE, mode, metric_models.temporal_mean, metric_models.temporal_std)
     assert shuffled != pytest.approx(want, abs=1e-6)
+
+
+def test_temporal_consistency_reference_divides_by_255_only_above_1(metric_models):
+    # the reference's `if images.max() > 1.0: images / 255`: a clip of 0/1 values is fed to CLIP unscaled
+    model = metric_models.clip_temporal
+    dark = (NEAR > 128).to(torch.uint8)  # values 0 and 1
+    x = F.interpolate(dark.permute(0, 3, 1, 2).float(), size=(224, 224), mode="bilinear", antialias=True)
+    with torch.no_grad():
+        e = model.model.get_image_features(pixel_values=x).pooler_output
+    e = e / e.norm(dim=1, keepdim=True)
+    want = float((e[:-1] * e[1:]).sum(1).mean())
+    assert clip.temporal_consistency(model, dark, None, "reference") == pytest.approx(want, abs=1e-5)
 
 
 def _frechet_numpy(x: np.ndarray, y: np.ndarray) -> float:

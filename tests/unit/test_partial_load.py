@@ -18,7 +18,6 @@ difference: exactly 0 for every output.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -27,11 +26,12 @@ from safetensors.torch import load_file
 import comfy.model_management as mm
 from videopainter.vp_core.conformance import runner
 
-FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
+from conformance_fixture import FIXTURE, needs_fixture
+
 FRACTIONS = [0.0, 0.3, 0.7]  # share of model_size() the memory manager may keep loaded (0 -> 1 byte)
 ATOL_VS_REFERENCE = 1e-4
 
-pytestmark = pytest.mark.skipif(not (FIXTURE / "cases").is_dir(), reason=f"conformance fixture not found at {FIXTURE}")
+pytestmark = needs_fixture("cases")  # every test here reads the fixtures
 
 
 @pytest.fixture(scope="module")

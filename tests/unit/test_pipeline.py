@@ -22,11 +22,12 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from videopainter.vp_core import preprocess, sampling, windows
 from videopainter.vp_core.conformance import runner
 
-FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
+from conformance_fixture import FIXTURE, needs_fixture
+
 CASE = FIXTURE / "cases" / "any_length"
 KiB = 1024
 
-pytestmark = pytest.mark.skipif(not CASE.is_dir(), reason=f"conformance fixture not found at {FIXTURE}")
+pytestmark = needs_fixture("cases", "any_length")  # every test here reads the case
 
 
 @pytest.fixture(scope="module")

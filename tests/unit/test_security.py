@@ -141,7 +141,8 @@ def test_path_traversal_in_model_names_is_refused(model_root, kind, name):
 def test_traversal_message_names_what_was_given(model_root):
     with pytest.raises(ValueError) as e:
         paths.resolve("videopainter", "../../etc/passwd")
-    assert str(e.value) == "'../../etc/passwd': only names listed under models/videopainter are accepted (no absolute paths or '..')"
+    assert str(e.value) == ("'../../etc/passwd': only names listed under models/videopainter are accepted (no absolute "
+                            "paths, '..', drive letters or backslashes)")
 
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "../secret.txt", "sub/../../secret.txt"])
@@ -155,8 +156,55 @@ def test_id_state_loader_refuses_paths_outside_the_input_folder(tmp_path, monkey
 
 
 def test_save_id_state_prefix_cannot_escape_the_output_folder(tmp_path, monkeypatch):
-    """Save ID State's filename_prefix goes through ComfyUI's get_save_image_path, which refuses other folders."""
+    """Save ID State's filename_prefix is checked before ComfyUI's get_save_image_path (which refuses other folders
+    too, but with a message that does not name the input)."""
     monkeypatch.setattr(folder_paths, "output_directory", str(tmp_path / "output"))
-    with pytest.raises(Exception, match="Saving image outside the output folder is not allowed"):
+    with pytest.raises(ValueError, match=r"^filename_prefix: '\.\./\.\./\.\./escaped': absolute paths and '\.\.' are not"):
         id_state_nodes.VideoPainterSaveIDState.execute(id_state=object(), filename_prefix="../../../escaped")
     assert not any(tmp_path.parent.glob("escaped*"))
+
+
+# Names that escape a folder on Windows (drive-relative, drive-absolute, UNC, backslash traversal) and the POSIX
+# ones: refused on every OS, so a workflow that is safe on this Linux machine is safe on a Windows one.
+WINDOWS_NAMES = ["C:x", "C:\\x", "c:/x", "\\\\server\\share", "..\\x", "sub\\..\\..\\x", "\\x"]
+ESCAPING_NAMES = WINDOWS_NAMES + ["../x", "/etc/passwd", "sub/../../x", ""]
+
+
+@pytest.mark.parametrize("name", ESCAPING_NAMES)
+def test_relative_names_are_confined_on_every_os(tmp_path, name):
+    assert paths.relative_name_error(name) is not None
+    assert paths.confine(tmp_path, name) is None
+
+
+@pytest.mark.parametrize("name", ["a", "clip/part1", "a b.safetensors"])
+def test_plain_relative_names_stay_inside(tmp_path, name):
+    assert paths.relative_name_error(name) is None
+    assert paths.confine(tmp_path, name) == tmp_path / name
+
+
+def test_confine_checks_the_joined_path(tmp_path):
+    """The joined, normalised path is what is checked (a name that passes the syntax check still cannot escape)."""
+    assert paths.confine(tmp_path / "root", "a/./b") == tmp_path / "root" / "a" / "b"
+    assert paths.confine(tmp_path / "root", "a//b") == tmp_path / "root" / "a" / "b"
+
+
+@pytest.mark.parametrize("name", WINDOWS_NAMES)
+def test_windows_names_are_refused_as_model_names(model_root, name):
+    with pytest.raises(ValueError, match="only names listed under models/videopainter are accepted"):
+        paths.resolve("videopainter", name)
+    with pytest.raises(ValueError, match="not found in models/loras"):
+        paths.resolve("loras", "loras/" + name)
+
+
+@pytest.mark.parametrize("name", WINDOWS_NAMES)
+def test_windows_names_are_refused_by_the_id_state_nodes(tmp_path, monkeypatch, name):
+    from videopainter.nodes import sampler
+
+    monkeypatch.setattr(folder_paths, "input_directory", str(tmp_path / "input"))
+    message = f"state_file: {name!r} is outside the input folder"
+    assert id_state_nodes.VideoPainterLoadIDState.validate_inputs(state_file=name) == message
+    with pytest.raises(ValueError) as e:
+        id_state_nodes.VideoPainterLoadIDState.execute(state_file=name)
+    assert str(e.value) == message
+    assert id_state_nodes.VideoPainterSaveIDState.validate_inputs(filename_prefix=name).startswith(f"filename_prefix: {name!r}: ")
+    assert sampler.VideoPainterSampler.validate_inputs(autosave_name=name).startswith(f"autosave_name: {name!r}: use a plain")

@@ -12,10 +12,12 @@ from .fid import frechet_distance, vfid
 from .frame import MODES
 from .models import ALL as MODEL_FILES
 from .models import SUBDIR, MetricModels, MissingMetricModelError, load_metric_models, locate
-from .video import FRAME_AVERAGED, MASKED, WHOLE, ClipMetrics, clip_metrics, replace_background
+from .video import (
+    FRAME_AVERAGED, MASKED, WHOLE, ClipMetrics, clip_metrics, compare, ground_truth_at, quantize, replace_background, report,
+)
 
 __all__ = [
     "MODES", "MODEL_FILES", "SUBDIR", "WHOLE", "MASKED", "FRAME_AVERAGED", "ClipMetrics", "MetricModels",
-    "MissingMetricModelError", "clip_metrics", "frechet_distance", "load_metric_models", "locate",
-    "replace_background", "vfid",
+    "MissingMetricModelError", "clip_metrics", "compare", "frechet_distance", "ground_truth_at", "quantize",
+    "report", "load_metric_models", "locate", "replace_background", "vfid",
 ]

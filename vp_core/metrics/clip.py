@@ -48,18 +48,23 @@ def _square(img: Tensor) -> Tensor:
     return F.pad(img, (left, side - w - left, top, side - h - top))
 
 
+def clip_images(frames: Tensor, hole: Tensor | None = None, mode: str = "reference") -> list[Tensor]:
+    """The uint8 ``[3, H, W]`` images the CLIP processor gets: background blacked out when ``hole`` is given,
+    padded to a square in ``background`` mode (``reference``: as they are, so the processor centre-crops)."""
+    check_mode(mode)
+    if hole is not None:
+        frames = frames * hole[..., None].to(frames.dtype)
+    images = [f.permute(2, 0, 1).contiguous() for f in frames]
+    return [_square(i) for i in images] if mode == "background" else images
+
+
 @torch.no_grad()
 def clip_scores(model: FeatureTensors, processor, frames: Tensor, caption: str, hole: Tensor | None = None,
                 mode: str = "reference") -> list[float]:
     """Per-frame CLIP scores of uint8 ``[T, H, W, 3]`` frames against ``caption``; with ``hole`` (``[T, H, W]``,
     1 = hole) the background is blacked out first (the reference's ``img * mask``)."""
-    check_mode(mode)
-    if hole is not None:
-        frames = frames * hole[..., None].to(frames.dtype)
     device = next(model.parameters()).device
-    images = [f.permute(2, 0, 1).contiguous() for f in frames]
-    if mode == "background":
-        images = [_square(i) for i in images]
+    images = clip_images(frames, hole, mode)
     scores = []
     for img in images:  # one frame per call, clamped per frame, as the reference
         score, _ = _clip_score_update([img.to(device)], [caption], model, processor)

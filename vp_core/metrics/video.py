@@ -69,3 +69,83 @@ def clip_metrics(models: MetricModels, gt: Tensor, result: Tensor, hole: Tensor,
     real = video_features(models.i3d, gt, batch_stats).numpy()
     fake = video_features(models.i3d, result, batch_stats).numpy()
     return ClipMetrics({k: values[k] for k in WHOLE + MASKED}, int(gt.shape[0]), real, fake)
+
+
+def ground_truth_at(frames: Tensor, holes: Tensor, height: int, width: int, dilate: int,
+                    chunk: int = 8) -> tuple[Tensor, Tensor]:
+    """The reference's measuring ground truth from source frames ``uint8 [T, H, W, 3]`` and undilated holes
+    ``uint8 [T, H, W]`` (255 = hole): frames resized like the pipeline's input (``preprocess.window_video``, PIL
+    Lanczos, through [-1, 1] and back, truncated to uint8 as ``(x * 255).astype(np.uint8)``), and the holes dilated at
+    source resolution then resized and binarised like the model's masks (``preprocess.window_masks``) -> 0/1.
+    Done ``chunk`` frames at a time so a long 1080p clip is never held as floats."""
+    from .. import preprocess
+
+    gts, masks = [], []
+    for s in range(0, frames.shape[0], chunk):
+        v = preprocess.window_video(frames[s:s + chunk], height, width)[0]  # [3, F, h, w] in [-1, 1]
+        v = (v / 2 + 0.5).clamp(0, 1).permute(1, 2, 3, 0)  # the pipeline's postprocess_video, then * 255 -> uint8
+        gts.append((v * 255).to(torch.uint8))
+        m = preprocess.window_masks(preprocess.dilate(holes[s:s + chunk], dilate), height, width)[0, 0]
+        masks.append(m.to(torch.uint8))
+    return torch.cat(gts), torch.cat(masks)
+
+
+def quantize(images: Tensor) -> Tensor:
+    """ComfyUI floats in [0, 1] -> uint8 by truncation, as the reference's ``(x * 255).astype(np.uint8)`` (and as
+    ComfyUI's Save Image writes PNGs)."""
+    return (images.clamp(0, 1) * 255).to(torch.uint8)
+
+
+def compare(models: MetricModels, original: Tensor, result: Tensor, mask: Tensor, caption: str = "",
+            region_caption: str = "", mode: str = "reference", replace_gt: bool = False,
+            dilate: int = 0) -> ClipMetrics:
+    """Metrics of a result against the original clip, from ComfyUI tensors: ``original`` / ``result`` IMAGE
+    ``[T, H, W, 3]`` and ``mask`` MASK ``[T or 1, H, W]`` at the original's size (1 = hole, threshold 0.5).
+
+    The original and the mask are brought to the result's size the way the model's inputs are (``ground_truth_at``,
+    with ``dilate`` px of dilation at the original's size first); frames beyond the shorter clip are ignored.
+    Without a caption (empty string) the CLIP scores are NaN.
+    """
+    frame.check_mode(mode)
+    if original.ndim != 4 or result.ndim != 4 or original.shape[-1] != 3 or result.shape[-1] != 3:
+        raise ValueError(f"original and result must be IMAGE batches [T, H, W, 3]; got {tuple(original.shape)} and "
+                         f"{tuple(result.shape)}")
+    if mask.ndim == 2:
+        mask = mask[None]
+    if mask.shape[-2:] != original.shape[1:3]:
+        raise ValueError(f"mask is {mask.shape[-1]}x{mask.shape[-2]} (WxH) but the original is "
+                         f"{original.shape[2]}x{original.shape[1]}: give the mask of the original clip")
+    if mask.shape[0] not in (1, original.shape[0]):
+        raise ValueError(f"mask has {mask.shape[0]} frames but the original has {original.shape[0]}: "
+                         "one mask per frame or a single mask")
+    n = min(original.shape[0], result.shape[0])
+    if n < 2:
+        raise ValueError(f"need at least 2 frames in both clips (temporal consistency); got {n}")
+    holes = ((mask > 0.5).to(torch.uint8) * 255).expand(original.shape[0], -1, -1)[:n].contiguous()
+    gt, hole = ground_truth_at(quantize(original[:n]).cpu(), holes.cpu(), result.shape[1], result.shape[2], dilate)
+    res = quantize(result[:n]).cpu()
+    if replace_gt:
+        res = replace_background(gt, res, hole)
+    out = clip_metrics(models, gt, res, hole, caption or " ", region_caption or caption or " ", mode)
+    for key in ("clip_score", "masked_clip_score"):
+        if not caption.strip():
+            out.values[key] = float("nan")
+    if not (region_caption.strip() or caption.strip()):
+        out.values["masked_region_clip_score"] = float("nan")
+    return out
+
+
+LABELS = {
+    "psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "mse": "MSE", "mae": "MAE", "clip_score": "CLIP score",
+    "temporal_consistency": "temporal consistency",
+}
+
+
+def report(m: ClipMetrics, mode: str) -> str:
+    """The numbers as a small table (whole frame | background), for the node."""
+    lines = [f"{m.frames} frames, mode {mode}", f"{'':22}{'whole':>10}{'masked':>10}"]
+    for key, label in LABELS.items():
+        lines.append(f"{label:22}{m.values[key]:>10.4f}{m.values['masked_' + key]:>10.4f}")
+    lines.append(f"{'region CLIP score':22}{'':>10}{m.values['masked_region_clip_score']:>10.4f}")
+    lines.append("VFID: a dataset-level score (scripts/vp_eval.py)")
+    return "\n".join(lines)

@@ -1,0 +1,45 @@
+"""First-frame helper: frame 0 and its grown mask, for an image inpainter (FLUX Fill) before the video model."""
+from __future__ import annotations
+
+from comfy_api.v0_0_2 import io
+
+from ..vp_core import first_frame
+
+
+class VideoPainterFirstFrame(io.ComfyNode):
+    """Frame 0 of the clip and its mask grown exactly like VideoPainter's cv2.dilate with a d x d square (32 for
+    inpainting, 48 for editing; an even d grows (d-1)/2 px up/left and d/2 px down/right), ready for core's
+    InpaintModelConditioning (FLUX Fill). Connect the inpainted result to VideoPainter Encode's first_frame: the
+    reference always fills frame 0 this way first. A VIDEO input is read only up to its first frame."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="VideoPainterFirstFrame",
+            display_name="VideoPainter First Frame for Inpainting",
+            category="videopainter/encode",
+            description=cls.__doc__,
+            inputs=[
+                io.MultiType.Input("video", types=[io.Image, io.Video],
+                                   tooltip="The clip: an IMAGE batch or a VIDEO (e.g. Load Video); only frame 0 is read."),
+                io.MultiType.Input("mask", types=[io.Mask, io.Image, io.Video],
+                                   tooltip="Region to fill (1 = fill): a MASK batch, or the mask clip as IMAGE/VIDEO (red channel); frame 0 is used."),
+                io.Int.Input("dilate", default=32, min=0, max=256,
+                             tooltip="Square kernel in pixels, as cv2.dilate: 32 inpainting (inpaint.sh), 48 editing (edit.sh). "
+                                     "Use the same value as the encoder's dilate."),
+                io.Float.Input("threshold", default=0.5, min=0.0, max=1.0, step=0.01,
+                               tooltip="Mask values above this are holes (as in the encoder)."),
+            ],
+            outputs=[
+                io.Image.Output("image", tooltip="Frame 0 of the clip (for InpaintModelConditioning's pixels)."),
+                io.Mask.Output("grown_mask", tooltip="Frame 0's hole grown by the dilation (for InpaintModelConditioning's mask)."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, video, mask, dilate: int, threshold: float) -> io.NodeOutput:
+        out = first_frame.first_frame_for_inpainting(video, mask, dilate, threshold)
+        return io.NodeOutput(out.image, out.mask)
+
+
+NODES = [VideoPainterFirstFrame]

@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--mask-root", help="the reference's mask_root (data/video_inpainting)")
     edit.add_argument("--workflow", type=Path, default=batch_tasks.EDIT_WORKFLOW,
                       help="editing workflow (default workflows/api/videopainter_edit.json)")
+    edit.add_argument("--max-frames", type=int, default=49, help="frames per clip after frame-rate sampling, as the "
+                      "reference's inpainting_frames (default 49; 0 = all)")
     edit.add_argument("--first-frames", type=Path, help="folder of first frames made elsewhere (<id>.png): they "
                       "replace the workflow's node titled first_frame (e.g. FLUX Fill)")
     ev = ap.add_argument_group("--task eval")
@@ -140,10 +142,10 @@ def plan_jobs(args: argparse.Namespace) -> Plan:
         for flag in ("video_root", "mask_root"):
             if not getattr(args, flag):
                 raise ValueError(f"--task edit-pairs needs --{flag.replace('_', '-')}")
-        options.update(video_root=args.video_root, mask_root=args.mask_root,
-                       first_frames=str(args.first_frames) if args.first_frames else None)
+        options["first_frames"] = str(args.first_frames) if args.first_frames else None
         batch_key["first_frames"] = options["first_frames"]
-        jobs = batch_tasks.edit_pair_jobs(args.csv, args.output_dir, args.workflow)
+        jobs = batch_tasks.edit_pair_jobs(args.csv, args.output_dir, args.workflow, args.video_root, args.mask_root,
+                                          args.max_frames or None)
     else:
         import batch_eval
 

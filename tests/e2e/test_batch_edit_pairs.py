@@ -50,7 +50,7 @@ def write_dataset(root: Path) -> tuple[Path, Path, Path]:
     labels[:, :8, :8] = 1  # another object in the label map: mask_id must select only label 2
     video_root, mask_root = root / "videovo" / "raw_video", root / "video_inpainting"
     for row in ROWS:
-        clip, npz = batch_tasks.reference_paths(video_root, mask_root, row["path"])
+        clip, npz = batch_tasks.datasets().vpbench_paths(row["path"], video_root, mask_root)
         make_sample_clip.write_mp4(clip, video, fps=row["fps"])
         npz.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(npz, labels)
@@ -69,7 +69,7 @@ def test_edit_pairs_write_source_edited_and_the_reference_json(tmp_path, models_
             str(mask_root), "--output-dir", str(out), "--models-dir", str(models_dir), "--local", "--threads", "1",
             "--sets-file", str(REPO / "scripts" / "demo_sets" / "videopainter_edit.json"), "--set",
             "sampler.steps=2", "--no-progress"]
-    jobs = batch_tasks.edit_pair_jobs(csv_path, out, batch_tasks.EDIT_WORKFLOW)
+    jobs = batch_tasks.edit_pair_jobs(csv_path, out, batch_tasks.EDIT_WORKFLOW, video_root, mask_root)
     if batch_tasks.has_node(cc.load_workflow(batch_tasks.EDIT_WORKFLOW), "first_frame"):
         # FLUX Fill cannot run with tiny weights: first frames made elsewhere replace the node titled first_frame.
         frames = tmp_path / "first_frames"
@@ -90,6 +90,8 @@ def test_edit_pairs_write_source_edited_and_the_reference_json(tmp_path, models_
             assert pair[key] == row[key], key
         assert frame_count(folder / "source.mp4") == frame_count(folder / "edited.mp4") == SAMPLED
         assert set(bj.read_marker(folder)["files"]) == {"source.mp4", "edited.mp4", "pair.json"}
+        with av.open(str(folder / "source.mp4")) as c:  # the sampled clip, at the sampled rate
+            assert c.streams.video[0].average_rate == 8
     # The rerun skips both pairs.
     assert vp_batch.main(args) == 0
     last = [json.loads(line) for line in (out / "vp_batch_log.jsonl").read_text().splitlines()][-3:-1]
@@ -98,12 +100,14 @@ def test_edit_pairs_write_source_edited_and_the_reference_json(tmp_path, models_
 
 def test_edit_pairs_csv_missing_a_column_is_a_usage_error(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
-    bad.write_text("path,mask_id,start_frame,end_frame,fps,caption\nx.0.mp4,1,0,49,24,a car\n")
+    bad.write_text("path,mask_id,start_frame,end_frame,fps,video_inpainting_prompt,image_inpainting_prompt\n"
+                   "x.0.mp4,1,0,49,24,a car,a car\n")
     rc = vp_batch.main(["--task", "edit-pairs", "--csv", str(bad), "--video-root", "v", "--mask-root", "m",
                         "--local", "--output-dir", str(tmp_path / "o")])
     assert rc == 2
     err = capsys.readouterr().err
-    assert "missing column(s) Edited_video_caption, Edited_image_caption, Editing_instruction" in err
+    assert "not an edit CSV; --task edit-pairs needs the columns Edited_video_caption, Edited_image_caption, " \
+           "Editing_instruction" in err, err
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""scripts/batch_jobs.py and the edit-pairs helpers of scripts/batch_tasks.py without a server: job lists, the
-done marker ("complete"), atomic commits, the reference's folder rules, and vp_batch's scheduler on fake workers."""
+"""scripts/batch_jobs.py without a server: job lists, the done marker ("complete"), atomic commits, and
+vp_batch's scheduler on fake workers."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,6 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
 import batch_jobs as bj  # noqa: E402
-import batch_tasks  # noqa: E402
 import vp_batch  # noqa: E402
 
 WORKFLOW = REPO / "workflows" / "api" / "window_plan.json"
@@ -96,26 +95,6 @@ def test_job_key_follows_overrides_workflow_and_inputs(tmp_path):
     assert bj.job_key(job, {"sets": {"sampler.steps": 2}}) != key
     clip.write_bytes(b"abcd")
     assert bj.job_key(job) != key
-
-
-def test_reference_folder_rules():
-    v, m = batch_tasks.reference_paths("data/videovo/raw_video", "data/video_inpainting", "000005000123.0.mp4")
-    assert (str(v), str(m)) == ("data/videovo/raw_video/000005000/000005000123.0.mp4",
-                                "data/video_inpainting/videovo/000005000123/all_masks.npz")
-    v, m = batch_tasks.reference_paths("data/videovo/raw_video", "data/video_inpainting", "000000000123_852038.mp4")
-    assert (str(v), str(m)) == ("data/pexels/pexels/raw_video/000000000/000000000123_852038.mp4",
-                                "data/video_inpainting/pexels/000000000123_852038/all_masks.npz")
-    with pytest.raises(ValueError, match="expected a Videovo"):
-        batch_tasks.reference_paths("v", "m", "clip.avi")
-
-
-def test_add_source_save_reads_the_encoder_frames_and_fps():
-    prompt = json.loads((REPO / "workflows" / "api" / "videopainter_edit.json").read_text())
-    out = batch_tasks.add_source_save(prompt)
-    enc = next(k for k, n in prompt.items() if n["_meta"]["title"] == "encode")
-    assert out[batch_tasks.SOURCE_VIDEO_ID]["inputs"] == {"images": [enc, 1], "fps": [enc, 3]}
-    assert out[batch_tasks.SOURCE_SAVE_ID]["inputs"]["video"] == [batch_tasks.SOURCE_VIDEO_ID, 0]
-    assert batch_tasks.SOURCE_SAVE_ID not in prompt
 
 
 # ------------------------------------------------------------------------------------------ the scheduler

@@ -52,6 +52,7 @@ run "1 branch overhead" "$PY" bench/bench_branch_overhead.py "${QUICK[@]}" --att
 run "2 vs diffusers" "$PY" bench/bench_vs_diffusers.py "${QUICK[@]}"
 run "3 memory" "$PY" bench/bench_memory.py "${QUICK[@]}"
 run "6 streaming host memory (1080p30, real server)" "$PY" bench/bench_streaming.py "${QUICK[@]}"
+run "7 batch throughput" "$PY" bench/bench_batch.py "${QUICK[@]}"
 if [ $GPU = 1 ]; then
   run "1 branch overhead (GPU)" "$PY" bench/bench_branch_overhead.py --gpu
   run "2 vs diffusers (GPU)" "$PY" bench/bench_vs_diffusers.py --gpu

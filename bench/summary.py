@@ -116,6 +116,18 @@ def rows_gpu(since: float | None) -> list[dict]:
     return rows
 
 
+def rows_batch(since: float | None) -> list[dict]:
+    """scripts/vp_batch.py throughput, 2 workers / 1 worker (bench_batch.py): reported, no target (shared cores)."""
+    b = load("batch", since)
+    if b is None:
+        return [dict(bench="7 batch jobs/min, 2 workers / 1 worker", measured=None, target="report",
+                     note="not run (or crashed)")]
+    one, two = b["results"]
+    return [dict(bench="7 batch jobs/min, 2 workers / 1 worker (tiny model, CPU)", measured=b["ratio_2_over_1"],
+                 target="report", note=f"{one['jobs_per_min']} -> {two['jobs_per_min']} jobs/min; {b['cores']} cores, "
+                 f"load {b['load_average_before'][0]}", command=b["command"], written=b["written"])]
+
+
 def verdict(row: dict) -> str:
     if row.get("miss"):
         return "MISS"
@@ -130,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gpu", action="store_true", help="include the GPU benchmarks")
     ap.add_argument("--markdown", action="store_true", help="README table (with date and command)")
     args = ap.parse_args(argv)
-    rows = rows_ratios(args.since) + (rows_ratios(args.since, gpu=True) + rows_gpu(args.since) if args.gpu else [])
+    rows = rows_ratios(args.since) + rows_batch(args.since) + (
+        rows_ratios(args.since, gpu=True) + rows_gpu(args.since) if args.gpu else [])
     if args.markdown:
         print("| benchmark | measured | target | result | note | date | command |")
         print("|---|---|---|---|---|---|---|")

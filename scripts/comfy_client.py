@@ -218,6 +218,8 @@ def start_server(
     comfyui_dir: str | os.PathLike = COMFYUI_DIR,
     python: str = sys.executable,
     timeout: float = START_TIMEOUT_S,
+    cpu: bool = True,
+    env: Mapping[str, str] | None = None,
 ) -> ServerHandle:
     """Start the pinned ComfyUI host on 127.0.0.1 with this pack loaded, and wait until it serves /object_info.
 
@@ -229,6 +231,9 @@ def start_server(
             An existing ``base_dir/extra_model_paths.yaml`` is kept when ``models_dir`` is not given.
         comfyui_dir: the unpacked host (``scripts/quickstart.sh --install-only`` creates it).
         timeout: seconds to wait for the server.
+        cpu: pass ``--cpu``; ``False`` lets ComfyUI use the GPU(s) ``CUDA_VISIBLE_DEVICES`` shows it.
+        env: variables set for the server process on top of this process's environment (e.g. one GPU per server
+            with ``CUDA_VISIBLE_DEVICES``, thread counts with ``OMP_NUM_THREADS``).
 
     Raises:
         ServerStartError: the host is missing, exited, or did not answer in time (with its log tail).
@@ -244,7 +249,7 @@ def start_server(
         write_model_paths(base, Path(models_dir) if models_dir is not None else REPO_ROOT / "models")
     port = port or free_port()
     cmd = [
-        python, str(main_py), "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+        python, str(main_py), *(["--cpu"] if cpu else []), "--listen", "127.0.0.1", "--port", str(port),
         "--base-directory", str(base), "--extra-model-paths-config", str(yaml_path),
         "--database-url", "sqlite:///:memory:", "--disable-auto-launch", "--disable-api-nodes",
         *extra_args,
@@ -254,7 +259,8 @@ def start_server(
     t0 = time.monotonic()
     # Own session: a Ctrl-C in the terminal reaches the client only, which decides to /interrupt and stop.
     proc = subprocess.Popen(
-        cmd, cwd=base, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        cmd, cwd=base, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        env=None if env is None else {**os.environ, **env},
     )
     handle = ServerHandle(url=f"http://127.0.0.1:{port}", base_dir=base, process=proc, log_path=log_path,
                           _log_file=log_file)
@@ -404,6 +410,21 @@ def parse_set_value(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         return text
+
+
+def replace_first_frame(prompt: Mapping[str, Any], image_name: str, title: str = "first_frame") -> dict[str, Any]:
+    """A copy of ``prompt`` whose node titled ``first_frame`` (e.g. FLUX Fill's VAE Decode) is a ``LoadImage`` of
+    ``image_name`` (a file in the input folder) under the same id and title: the video model then starts from a
+    first frame made elsewhere, and the image-inpainting nodes that fed it are no longer reachable from any output,
+    so ComfyUI neither validates nor runs them.
+
+    Raises:
+        OverrideError: the workflow has no (or several) nodes titled ``title``.
+    """
+    out = copy.deepcopy(dict(prompt))
+    nid = find_node(out, title)
+    out[nid] = {"class_type": "LoadImage", "_meta": {"title": title}, "inputs": {"image": image_name}}
+    return out
 
 
 def _is_link(value: Any) -> bool:

@@ -156,3 +156,16 @@ def test_sets_file_must_be_an_object_of_node_inputs(tmp_path):
         (tmp_path / "bad.json").write_text(bad)
         with pytest.raises(ValueError, match="NODE.INPUT"):
             cc.load_sets_file(tmp_path / "bad.json")
+
+
+def test_replace_first_frame_swaps_the_titled_node_for_a_load_image():
+    prompt = {
+        "7": {"class_type": "VAEDecode", "inputs": {"samples": ["6", 0], "vae": ["5", 0]},
+              "_meta": {"title": "first_frame"}},
+        "8": {"class_type": "VideoPainterEncode", "inputs": {"first_frame": ["7", 0]}, "_meta": {"title": "encode"}},
+    }
+    out = cc.replace_first_frame(prompt, "frame0.png")
+    assert out["7"] == {"class_type": "LoadImage", "_meta": {"title": "first_frame"}, "inputs": {"image": "frame0.png"}}
+    assert out["8"] == prompt["8"] and prompt["7"]["class_type"] == "VAEDecode"  # the input is not mutated
+    with pytest.raises(cc.OverrideError, match="no node with id or title 'first_frame'"):
+        cc.replace_first_frame({"8": prompt["8"]}, "frame0.png")

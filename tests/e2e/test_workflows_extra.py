@@ -13,7 +13,6 @@ workflows run as shipped.
 """
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import av
@@ -51,11 +50,9 @@ def provided_first_frame(path: Path) -> Path:
 def flux_half_replaced(prompt: dict, image_name: str = FIRST_FRAME) -> dict:
     """``prompt`` with the node titled ``first_frame`` (FLUX Fill's VAEDecode) replaced by a LoadImage of
     ``image_name`` under the same id and title; the FLUX nodes stay in the prompt but no output reaches them."""
-    out = copy.deepcopy(prompt)
-    nid = cc.find_node(out, "first_frame")
-    assert out[nid]["class_type"] == "VAEDecode", out[nid]
-    out[nid] = {"class_type": "LoadImage", "_meta": {"title": "first_frame"}, "inputs": {"image": image_name}}
-    return out
+    nid = cc.find_node(prompt, "first_frame")
+    assert prompt[nid]["class_type"] == "VAEDecode", prompt[nid]
+    return cc.replace_first_frame(prompt, image_name)
 
 
 def has_flux_half(prompt: dict) -> bool:

@@ -3,7 +3,8 @@
 #
 #   bash bench/run.sh [--quick] [--gpu]
 #
-#   --quick  smaller grids, fewer repeats, 1 step per window: under 10 minutes on a 2-core CPU
+#   --quick  smaller grids, fewer repeats, 1 step per window: benchmarks 1-3 under 10 minutes on a 2-core CPU;
+#            benchmark 6 (streaming, 6 s and 18 s of 1080p through the real server) adds ~35 minutes on 2 busy cores
 #   --gpu    also the CUDA benchmarks (full CogVideoX-5B-I2V, bf16): branch overhead, vs diffusers and memory on
 #            the GPU, plus bench_gpu.py (partial load <= 12 GB, full load <= 24 GB, s/window, MFU). Without a
 #            CUDA device each prints "no CUDA device: skipped".
@@ -19,7 +20,7 @@ for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=(--quick) ;;
     --gpu) GPU=1 ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument $arg (use --quick, --gpu)" >&2; exit 2 ;;
   esac
 done

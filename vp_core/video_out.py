@@ -29,6 +29,7 @@ from .video_io import DECODE_STATS, FileSource, read_frames, reader
 
 log = logging.getLogger(__name__)
 
+COMPOSITE_FRAMES = 2  # frames composited at once: ~10 float32 copies of each at source resolution (25 MB at 1080p)
 CODECS = ("h264", "ffv1")  # ffv1: lossless RGB (masks, intermediate results); h264: yuv420p like core
 Chunks = Callable[[], Iterator[Tensor]]
 
@@ -253,9 +254,11 @@ def composited_chunks(job: InpaintInput, generated: Chunks, dilate: int, feather
                     f"generated has more frames than the original ({n}): use the encoder of this clip for 'inpaint' "
                     "and window_mode 'fixed' (same frame count in and out)"
                 )
-            original = read_frames(frames, done, done + k).float() / 255.0
-            mask = read_frames(hole, done, done + k).float() / 255.0
-            yield composite.paste(original, gen, mask, dilate, feather, first_index=done)
+            for a in range(0, k, COMPOSITE_FRAMES):  # the float copies at source resolution, a few frames at a time
+                b = min(a + COMPOSITE_FRAMES, k)
+                original = read_frames(frames, done + a, done + b).float() / 255.0
+                mask = read_frames(hole, done + a, done + b).float() / 255.0
+                yield composite.paste(original, gen[a:b], mask, dilate, feather, first_index=done + a)
             done += k
         if done != n:
             raise ValueError(

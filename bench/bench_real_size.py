@@ -18,7 +18,7 @@ being the process after its imports (torch, ComfyUI, diffusers):
   the ID LoRA through ``attach.attach_lora``, then ``Sampler.run`` for one step with CFG and ID resampling on two
   1-frame windows (window 0: the clip's own holes; window 1: the previous window's tokens) at a 1 x 8 x 8 latent
   grid (64 x 64 px); the latents must be finite. The learned positional table of CogVideoX-5B fixes 60 x 90 latents,
-  so for this step only it is switched off (``patch_embed.pos_embedding = None``); that changes no memory figure.
+  so for this step only it is switched off in the backbone and the branch (``patch_embed.pos_embedding = None``); that changes no memory figure.
 
 A benchmark (minutes, ~13 GB RSS for the bf16 phase at full size), not a test. ``--layers N`` writes a backbone of
 N layers at full width when the full one does not fit the machine; the ratios are per byte and do not depend on
@@ -203,7 +203,8 @@ def phase_sample(root: Path, storage: str) -> dict:
     model, _ = attach.attach_lora(model, str(root / "VideoPainterID" / "checkpoints" / "pytorch_lora_weights.safetensors"), 1.0, "id")
     load_s, load_rss = time.perf_counter() - t0, peak_rss_bytes()
     emb = load_file(str(root / "embeddings.safetensors"))
-    model.model.diffusion_model.patch_embed.pos_embedding = None  # the learned table fixes 60 x 90 latents
+    for net in (model.model.diffusion_model, branch.model.branch):  # their learned tables fix 60 x 90 latents
+        net.patch_embed.pos_embedding = None
     size = 64
     g = torch.Generator().manual_seed(0)
     video = (torch.rand(2, size, size, 3, generator=g) * 255).to(torch.uint8)
@@ -243,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         write_all(args.root, args.layers, args.t5_layers, args.lora_rank)
         wrote_s = time.perf_counter() - t0
     results = {}
-    for phase in args.phases.split(","):
+    for phase in [p for p in args.phases.split(",") if p]:  # --phases "": only write the files
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, __file__, "--root", str(args.root), "--phase", phase], capture_output=True, text=True)
         line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]

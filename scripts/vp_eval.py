@@ -8,7 +8,7 @@
 
 For every row: the clip is cut as the reference cuts it (``vp_core.datasets``), written losslessly and uploaded,
 the workflow runs through ``scripts/comfy_client.py`` (the client of ``vp_run.py``) with the row's captions, seed and
-dilation set, the decoded frames (the ``VideoPainterDecode`` output, saved as PNG) are collected, and the metrics
+dilation set, the decoded frames (the decoder's output, losslessly, saved as PNG) are collected, and the metrics
 of ``vp_core.metrics`` are computed against the ground truth at the model's size. One JSON per finished row goes to
 ``<out>/rows/``: a second run skips those rows (resume), and the CSV + JSON summary are rewritten after every row.
 

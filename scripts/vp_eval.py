@@ -8,7 +8,7 @@
 
 For every row: the clip is cut as the reference cuts it (``vp_core.datasets``), written losslessly and uploaded,
 the workflow runs through ``scripts/comfy_client.py`` (the client of ``vp_run.py``) with the row's captions, seed and
-dilation set, the decoded frames (the ``VideoPainterDecode`` output, saved as PNG) are collected, and the metrics
+dilation set, the decoded frames (the decoder's output, losslessly, saved as PNG) are collected, and the metrics
 of ``vp_core.metrics`` are computed against the ground truth at the model's size. One JSON per finished row goes to
 ``<out>/rows/``: a second run skips those rows (resume), and the CSV + JSON summary are rewritten after every row.
 
@@ -67,12 +67,12 @@ class EvalConfig:
 
     Attributes:
         workflow: API-format workflow JSON; must contain one ``VideoPainterEncode`` and the node measured
-            (``result_node``: a node id or title whose output 0 is an IMAGE; default the ``VideoPainterDecode`` node).
+            (``result_node``: a node id or title whose output 0 is an IMAGE or a VIDEO; default the decoder).
         sets: ``NODE.INPUT: value`` overrides applied first (``--sets-file``/``--set``, e.g. the demo sizes).
         mode: ``reference`` or ``background`` (``vp_core.metrics``).
         dilate: mask dilation in source pixels (the encoder's ``dilate`` and the measuring mask), as ``--dilate_size``.
-        replace_gt: paste the ground truth outside the hole before measuring (and set the sampler's ``replace_gt``
-            input when the sampler has one), as the reference's ``--replace_gt``.
+        replace_gt: paste the ground truth outside the hole before measuring, and the sampler's ``replace_gt``
+            input, as the reference's ``--replace_gt`` does both.
         seed, max_frames (None = all, as the long CSVs), size (width, height for DAVIS frames),
         metrics_dir (``models/videopainter/metrics``), device (for the metric networks), out_dir.
     """
@@ -139,6 +139,19 @@ def _titled(prompt: dict, title: str) -> str | None:
     return ids[0] if len(ids) == 1 else None
 
 
+VIDEO_OUTPUT = ("VideoPainterDecodeVideo", "VideoPainterCompositeVideo", "CreateVideo", "LoadVideo")
+
+
+def _decoder(prompt: dict) -> str:
+    """The node whose frames are measured by default: the decoder (IMAGE ``VideoPainterDecode`` or the streaming
+    ``VideoPainterDecodeVideo``), i.e. the model's output before any compositing, as the reference measures."""
+    for cls in ("VideoPainterDecode", "VideoPainterDecodeVideo"):
+        if any(n.get("class_type") == cls for n in prompt.values()):
+            return _node_of_class(prompt, cls)
+    raise ValueError("the workflow has no VideoPainterDecode / VideoPainterDecodeVideo node; name the node to "
+                     "measure with --result-node")
+
+
 def build_prompt(row: dict, cfg: EvalConfig, video_name: str, mask_name: str,
                  clip_fps: float) -> tuple[dict, tuple[int, int]]:
     """The workflow for one row, and the model size (width, height) the result is measured at.
@@ -158,20 +171,20 @@ def build_prompt(row: dict, cfg: EvalConfig, video_name: str, mask_name: str,
         if node.get("class_type") == "VideoPainterFirstFrame":
             node["inputs"]["dilate"] = cfg.dilate
     enc["target_fps"] = float(clip_fps)
-    sampler = prompt[_node_of_class(prompt, "VideoPainterSampler")]["inputs"]
-    if "replace_gt" in sampler:
-        sampler["replace_gt"] = cfg.replace_gt
-    result = cc.find_node(prompt, cfg.result_node) if cfg.result_node else _node_of_class(prompt, "VideoPainterDecode")
+    # The sampler's replace_gt (issue #15) is an optional input that saved workflows may not list: always set it.
+    prompt[_node_of_class(prompt, "VideoPainterSampler")]["inputs"]["replace_gt"] = cfg.replace_gt
+    result = cc.find_node(prompt, cfg.result_node) if cfg.result_node else _decoder(prompt)
     for nid in [nid for nid, n in prompt.items() if n.get("class_type") in ("SaveVideo", "SaveImage", "PreviewImage")]:
         del prompt[nid]  # only the frames measured are saved
+    images = [result, 0]
+    if prompt[result]["class_type"] in VIDEO_OUTPUT:  # a VIDEO: lossless, then its frames
+        if "codec" in prompt[result]["inputs"]:
+            prompt[result]["inputs"]["codec"] = "ffv1"
+        prompt["vp_eval_frames"] = {"class_type": "GetVideoComponents", "inputs": {"video": [result, 0]}}
+        images = ["vp_eval_frames", 0]
     prompt["vp_eval_save"] = {"class_type": "SaveImage", "_meta": {"title": "vp_eval_result"},
-                              "inputs": {"images": [result, 0], "filename_prefix": f"{RESULT_PREFIX}_{row['row_id']}"}}
+                              "inputs": {"images": images, "filename_prefix": f"{RESULT_PREFIX}_{row['row_id']}"}}
     return prompt, (int(enc["width"]), int(enc["height"]))
-
-
-def sampler_has_replace_gt(cfg: EvalConfig) -> bool:
-    prompt = cc.load_workflow(cfg.workflow)
-    return "replace_gt" in prompt[_node_of_class(prompt, "VideoPainterSampler")]["inputs"]
 
 
 def _read_result(paths: list[Path]):
@@ -396,9 +409,6 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, cc.OverrideError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    if cfg.replace_gt and not sampler_has_replace_gt(cfg):
-        log.warning("the workflow's sampler has no replace_gt input: --replace-gt on pastes the ground truth "
-                    "before measuring only (the sampler runs without it)")
     out = Path(cfg.out_dir)
     rows_dir = out / "rows"
     rows_dir.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Thin ComfyUI node classes, grouped by stage. Each ``execute`` validates, then calls one ``vp_core`` function."""
 from __future__ import annotations
 
-from . import decode, encode, id_state, loaders, paths, sampler, text, utils
+from . import decode, encode, id_state, loaders, paths, preview, sampler, text, utils
 
 paths.register()
 
@@ -13,4 +13,5 @@ NODE_LIST = [
     *decode.NODES,
     *id_state.NODES,
     *utils.NODES,
+    *preview.NODES,
 ]

@@ -165,6 +165,17 @@ class InpaintInput:
     fps: float
 
 
+def frame_and_hole(job: InpaintInput, index: int) -> tuple[Tensor, Tensor]:
+    """Frame ``index`` of an encoded job (``uint8 [H, W, 3]``, source resolution) and the dilated hole the sampler
+    fills there (``bool [H, W]``; frame 0 has none with ``first_frame_gt``). The one place that reads single frames
+    out of an :class:`InpaintInput` (its storage may change; e.g. lazily read frames)."""
+    return job.frames[index], job.pipeline.masks[index] > 127
+
+
+def frame_count(job: InpaintInput) -> int:
+    return int(job.frames.shape[0])
+
+
 def _resize_image(img: Tensor, height: int, width: int) -> Tensor:
     return torch.from_numpy(np.array(Image.fromarray(img.numpy()).resize((width, height), Image.LANCZOS)))
 

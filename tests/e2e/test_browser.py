@@ -14,6 +14,8 @@ behind drag-and-drop, Open and the template browser). For each workflow:
 - widget values survived: read back by widget *name* they equal the API twin's literal inputs (a value that lands in
   the wrong widget, e.g. after an inserted ``control_after_generate``, shows up here), and the graph serialises back
   to the file's ``widgets_values``;
+- the file's groups (one per stage) are there, and a screenshot of the whole graph is written per workflow (the
+  ``screenshots`` tmp dir; the log names each file);
 - nothing went wrong on the way: no page error, no console error, no HTTP error from the server.
 
 The template browser is tested too: ``GET /api/workflow_templates`` lists the pack with every workflow, the files it
@@ -105,6 +107,7 @@ INSPECT_JS = """() => {
       links: serialized.links.map(([id, o, os, t, ts]) => [id, o, os, graph.getNodeById(o)?.outputs?.[os]?.type ?? null,
                                                            t, graph.getNodeById(t)?.inputs?.[ts]?.name ?? null]),
       dialogs: [...document.querySelectorAll('.p-dialog')].map(d => d.innerText.slice(0, 500)),
+      groups: (graph.groups ?? graph._groups ?? []).map(g => g.title),
     };
   };
 }"""
@@ -188,6 +191,9 @@ def graph_problems(workflow: Path, got: dict[str, Any]) -> list[str]:
             problems.append(f"{label}: widgets_values {h['widgets_values']!r} after loading, "
                             f"{file_values!r} in the file; widgets in order: {[n for n, _ in h['widgets']]}")
 
+    want_groups = sorted(g["title"] for g in ui.get("groups", []))
+    if sorted(got["groups"]) != want_groups:
+        problems.append(f"groups: file has {want_groups}, graph has {sorted(got['groups'])}")
     want_links = sorted(_named_link(ui, link) for link in ui.get("links", []))
     have_links = sorted(tuple(link) for link in (got["links"] or []))
     if want_links != have_links:
@@ -342,23 +348,34 @@ def test_template_browser_opens_the_inpaint_workflow(ui, tmp_path_factory):
     steps = dict(sampler[0]["widgets"]).get("steps")
     twin = json.loads((REPO / "workflows" / "api" / workflow.name).read_text())
     want_steps = twin[str(sampler[0]["id"])]["inputs"]["steps"]
-    shot = tmp_path_factory.mktemp("browser") / f"{SCREENSHOT_WORKFLOW}.png"
-    # Full detail at any zoom (the graph is wide; below a font-size threshold LiteGraph draws bare boxes).
-    page.evaluate("async () => { await app.extensionManager.setting.set('LiteGraph.Canvas.MinFontSizeForLOD', 0);"
-                  " await app.extensionManager.command.execute('Comfy.Canvas.FitView'); }")
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(shot))
-    log.info("screenshot of %s in the front end: %s", SCREENSHOT_WORKFLOW, shot)
+    screenshot(page, tmp_path_factory.mktemp("browser") / f"{SCREENSHOT_WORKFLOW}.png")
     assert not errors, "errors while opening the template:\n" + "\n".join(errors)
     assert not problems, f"{SCREENSHOT_WORKFLOW} via the template browser:\n" + "\n".join(problems)
     assert steps == want_steps, f"the sampler's steps widget reads {steps!r} after loading, not {want_steps}"
 
 
+def screenshot(page, path: Path) -> Path:
+    """The whole graph at full detail (below a font-size threshold LiteGraph draws bare boxes)."""
+    page.evaluate("async () => { await app.extensionManager.setting.set('LiteGraph.Canvas.MinFontSizeForLOD', 0);"
+                  " await app.extensionManager.command.execute('Comfy.Canvas.FitView'); }")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(path))
+    log.info("screenshot in the front end: %s", path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
 @pytest.mark.parametrize("workflow", UI_WORKFLOWS, ids=lambda p: p.stem)
-def test_ui_workflow_loads_in_the_front_end(ui, workflow):
+def test_ui_workflow_loads_in_the_front_end(ui, workflow, screenshots):
     ui.close_dialogs()
     ui.take_errors()
     got = ui.page.evaluate(LOAD_AND_INSPECT_JS, [json.loads(workflow.read_text()), workflow.name])
+    shot = screenshot(ui.page, screenshots / f"{workflow.stem}.png")
+    assert shot.stat().st_size > 10_000, "the screenshot is (nearly) empty"
     errors = ui.take_errors()
     problems = graph_problems(workflow, got)
     assert not errors, f"errors while loading {workflow.name}:\n" + "\n".join(errors)

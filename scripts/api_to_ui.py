@@ -70,6 +70,10 @@ DOWNLOADS = {
 }
 
 
+# Nodes that show an image or video on the canvas: room for it, so the front end need not grow them over others.
+MEDIA_NODES = ("PreviewImage", "SaveImage", "LoadImage", "LoadVideo", "SaveVideo")
+
+
 def stage_of(class_type: str, title: str) -> str | None:
     t, c = title.lower(), class_type.lower()
     if t.startswith("flux") or "first_frame" in t or "firstframe" in c:
@@ -103,7 +107,7 @@ def note_text(api: dict) -> str:
 
 
 def node_height(n_sockets: int, widgets: list, multiline: bool, preview: bool) -> int:
-    return 40 + 22 * n_sockets + 26 * len(widgets) + (70 if multiline else 0) + (220 if preview else 0)
+    return 40 + 22 * n_sockets + 26 * len(widgets) + (70 if multiline else 0) + (300 if preview else 0)
 
 
 def layout(api: dict, nodes: list[dict]) -> list[dict]:
@@ -196,7 +200,7 @@ def convert(api: dict, object_info: dict, title: str) -> dict:
             elif name in node["inputs"]:
                 raise ValueError(f"node {nid}: non-widget input {name} must be a link")
         sockets = max(sum(1 for i in inputs if "widget" not in i), len(info["output"]))
-        height = node_height(sockets, widgets, multiline, node["class_type"] in ("PreviewImage", "SaveImage"))
+        height = node_height(sockets, widgets, multiline, node["class_type"] in MEDIA_NODES)
         nodes.append({
             "id": int(nid), "type": node["class_type"], "pos": [0, 0], "size": [NODE_W, height],
             "flags": {}, "order": order, "mode": 0, "inputs": inputs, "outputs": [],

@@ -354,10 +354,12 @@ def test_template_browser_opens_the_inpaint_workflow(ui, tmp_path_factory):
     assert steps == want_steps, f"the sampler's steps widget reads {steps!r} after loading, not {want_steps}"
 
 
-def screenshot(page, path: Path) -> Path:
-    """The whole graph at full detail (below a font-size threshold LiteGraph draws bare boxes)."""
-    page.evaluate("async () => { await app.extensionManager.setting.set('LiteGraph.Canvas.MinFontSizeForLOD', 0);"
-                  " await app.extensionManager.command.execute('Comfy.Canvas.FitView'); }")
+def screenshot(page, path: Path, fit: bool = True) -> Path:
+    """The canvas as it is (what the user sees first after opening), or the whole graph (``fit``), at full detail
+    (below a font-size threshold LiteGraph draws bare boxes)."""
+    page.evaluate("async (fit) => { await app.extensionManager.setting.set('LiteGraph.Canvas.MinFontSizeForLOD', 0);"
+                  " if (fit) await app.extensionManager.command.execute('Comfy.Canvas.FitView'); app.canvas.setDirty(true, true); }",
+                  fit)
     page.wait_for_timeout(500)
     page.screenshot(path=str(path))
     log.info("screenshot in the front end: %s", path)
@@ -374,8 +376,9 @@ def test_ui_workflow_loads_in_the_front_end(ui, workflow, screenshots):
     ui.close_dialogs()
     ui.take_errors()
     got = ui.page.evaluate(LOAD_AND_INSPECT_JS, [json.loads(workflow.read_text()), workflow.name])
-    shot = screenshot(ui.page, screenshots / f"{workflow.stem}.png")
-    assert shot.stat().st_size > 10_000, "the screenshot is (nearly) empty"
+    first = screenshot(ui.page, screenshots / f"{workflow.stem}.png", fit=False)  # as opened (the file's view)
+    whole = screenshot(ui.page, screenshots / f"{workflow.stem}_overview.png")
+    assert min(first.stat().st_size, whole.stat().st_size) > 10_000, "a screenshot is (nearly) empty"
     errors = ui.take_errors()
     problems = graph_problems(workflow, got)
     assert not errors, f"errors while loading {workflow.name}:\n" + "\n".join(errors)

@@ -6,7 +6,7 @@ sampler and decode. It must give exactly the frames of the run with this pack's 
 (a diffusers folder with the tiny transformer and the same VAE).
 
 Not tiny, and why: core's Load VAE builds its CogVideoX VAE at the real size whatever the file holds, so the VAE is
-a random one of the real shapes (``tests/interop_models.py``), run on 5 frames at the demo size (80x96 px, which
+a random one of the real shapes (``tests/interop_models.py``), run on 9 frames (one 9-frame window) at the demo size (80x96 px, which
 the tiny transformer's learned positional embedding fixes). Core's Load CLIP cannot load a tiny
 T5 in ``cogvideox`` mode at all (it picks the encoder from tensor shapes and builds the full T5-XXL from its own
 config), so the text side is proven at node level (``tests/unit/test_text.py``, core's cogvideox CLIP built as its
@@ -72,13 +72,13 @@ def interop_models(native, models_dir):
 
 def prompt(**sets) -> dict:
     p = cc.apply_overrides(cc.load_workflow(INPAINT), {
-        **cc.demo_sets(INPAINT), "sampler.steps": 1, "sampler.window_frames": 5, **sets})
+        **cc.demo_sets(INPAINT), "sampler.steps": 1, "sampler.window_frames": 9, **sets})
     for title in ("save", "create_video"):
         del p[cc.find_node(p, title)]
     p["20"] = {"class_type": "PreviewImage", "inputs": {"images": [cc.find_node(p, "composite"), 0]}}
     for source, target, name in (("video_components", "encode", "video"), ("mask_components", "mask_to_mask", "image")):
         nid = str(100 + len(p))
-        p[nid] = {"class_type": "ImageFromBatch", "inputs": {"image": [cc.find_node(p, source), 0], "batch_index": 0, "length": 5}}
+        p[nid] = {"class_type": "ImageFromBatch", "inputs": {"image": [cc.find_node(p, source), 0], "batch_index": 0, "length": 9}}
         p[cc.find_node(p, target)]["inputs"][name] = [nid, 0]
     return p
 
@@ -109,7 +109,7 @@ def test_core_vae_and_core_layout_transformer_give_the_same_frames(native, inter
     core = cc.submit(native, p, timeout=900)
     assert core.ok, f"{core.status}: {core.error}"
     a, b = pixels(native, ours), pixels(native, core)
-    assert len(a) == len(b) == 5 and a[0].shape == (80, 96, 3)  # the sample clip's size (composite keeps it)
+    assert len(a) == len(b) == 9 and a[0].shape == (80, 96, 3)  # the sample clip's size (composite keeps it)
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
 
 

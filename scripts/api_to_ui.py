@@ -51,6 +51,9 @@ STAGE_TITLES = {"models": "1. Models", "inputs": "2. Video, mask and prompt", "f
 NODE_W, COL_GAP, ROW_GAP, GROUP_PAD, GROUP_HEAD = 320, 60, 30, 20, 50
 NOTE_ID = 79  # UI-only Note (workflow node ids 70-79 belong to this generator)
 NOTE_W, NOTE_H = 420, 300
+# The view a workflow opens at (graph units before the 0.75 zoom): the first group clears the front end's side bar
+# and its tab and menu bars, so the Note is the first thing seen.
+OPEN_OFFSET = (110, 170)
 
 # What each loader needs on disk (README "Models"); {input} is replaced by that input's value in the workflow.
 DOWNLOADS = {
@@ -225,7 +228,7 @@ def convert(api: dict, object_info: dict, title: str) -> dict:
     return {
         "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"videopainter/workflows/{title}")), "revision": 0,
         "last_node_id": max(NOTE_ID, *(int(i) for i in ids)), "last_link_id": len(links),
-        "nodes": nodes, "links": links, "groups": groups, "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}},
+        "nodes": nodes, "links": links, "groups": groups, "config": {}, "extra": {"ds": {"scale": 0.75, "offset": list(OPEN_OFFSET)}},
         "version": 0.4,
     }
 

@@ -81,11 +81,6 @@ else
   echo "ComfyUI $COMFY_VERSION: present (.comfyui-027/ComfyUI)"
 fi
 
-# (4) link the pack ----------------------------------------------------------------------------------------------
-LINK="$COMFY_DIR/custom_nodes/videopainter"
-if [[ "$(readlink "$LINK" 2>/dev/null || true)" != "$REPO" ]]; then
-  mkdir -p "$COMFY_DIR/custom_nodes"
-  rm -f "$LINK"
-  ln -s "$REPO" "$LINK"
-fi
-echo "pack linked: .comfyui-027/ComfyUI/custom_nodes/videopainter -> $REPO"
+# (4) link the pack (scripts/comfy_client.py's link_pack, as the e2e server does) ------------------------------------
+"$PY" -c 'import sys; from pathlib import Path; sys.path.insert(0, "scripts"); import comfy_client as cc
+print("pack linked:", cc.link_pack(Path(sys.argv[1]) / "custom_nodes"), "->", cc.REPO_ROOT)' "$COMFY_DIR"

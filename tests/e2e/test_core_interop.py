@@ -14,18 +14,15 @@ loader does, with the tiny sizes as overrides).
 """
 from __future__ import annotations
 
-import io
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
-from PIL import Image
 from safetensors.torch import save_file
 
 import comfy_client as cc
+from e2e_helpers import preview_pixels
 from interop_models import NO_CORE_COGVIDEOX, write_full_size_vae
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,15 +80,6 @@ def prompt(**sets) -> dict:
     return p
 
 
-def pixels(server, result) -> list[np.ndarray]:
-    out = []
-    for entry in result.outputs["20"]["images"]:
-        r = requests.get(server.url + "/view", params=entry, timeout=30)
-        r.raise_for_status()
-        out.append(np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB")))
-    return out
-
-
 def test_backbone_loader_lists_the_core_layout_file(native, interop_models):
     listed = cc.object_info(native)["VideoPainterBackboneLoader"]["input"]["required"]["model_folder"][1]["options"]
     assert CORE_FILE in listed and FOLDER in listed
@@ -108,7 +96,7 @@ def test_core_vae_and_core_layout_transformer_give_the_same_frames(native, inter
         p[cc.find_node(p, title)]["inputs"]["vae"] = ["90", 0]
     core = cc.submit(native, p, timeout=900)
     assert core.ok, f"{core.status}: {core.error}"
-    a, b = pixels(native, ours), pixels(native, core)
+    a, b = preview_pixels(native, ours), preview_pixels(native, core)
     assert len(a) == len(b) == 9 and a[0].shape == (80, 96, 3)  # the sample clip's size (composite keeps it)
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
 

@@ -9,7 +9,6 @@ folders by the ``broken`` fixture; the pack lists folders when /object_info is r
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 import pickle
@@ -23,10 +22,10 @@ import psutil
 import pytest
 import requests
 import torch
-from PIL import Image
 from safetensors.torch import load_file, save_file
 
 import comfy_client as cc
+from e2e_helpers import preview_pixels
 from reliability_cases import BY_KEY, HOST_CHECKS_COMBOS, README, readme_table
 from reliability_cases import message as msg
 
@@ -72,15 +71,6 @@ def node(p: dict, title: str) -> dict:
 
 def frames_out(result: cc.RunResult) -> int:
     return len(result.outputs["20"]["images"])
-
-
-def preview_pixels(server: cc.ServerHandle, result: cc.RunResult) -> list[np.ndarray]:
-    out = []
-    for entry in result.outputs["20"]["images"]:
-        r = requests.get(server.url + "/view", params=entry, timeout=30)
-        r.raise_for_status()
-        out.append(np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB")))
-    return out
 
 
 # ------------------------------------------------------------------------------------------------ running

@@ -48,7 +48,7 @@ STAGE_COLORS = {"models": "#3f5159", "inputs": "#3f593f", "first frame": "#59513
                 "output": "#593f51"}
 STAGE_TITLES = {"models": "1. Models", "inputs": "2. Video, mask and prompt", "first frame": "3. First frame",
                 "sampling": "4. Sampling", "output": "5. Output"}
-NODE_W, COL_GAP, ROW_GAP, GROUP_PAD, GROUP_HEAD = 320, 60, 30, 20, 50
+NODE_W, COL_GAP, ROW_GAP, GROUP_PAD, GROUP_HEAD = 320, 60, 50, 20, 80  # a node title sits 30 px above its pos
 NOTE_ID = 79  # UI-only Note (workflow node ids 70-79 belong to this generator)
 NOTE_W, NOTE_H = 420, 300
 # The view a workflow opens at (graph units before the 0.75 zoom): the first group clears the front end's side bar

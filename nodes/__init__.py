@@ -1,7 +1,7 @@
 """Thin ComfyUI node classes, grouped by stage. Each ``execute`` validates, then calls one ``vp_core`` function."""
 from __future__ import annotations
 
-from . import decode, encode, first_frame, id_state, loaders, metrics, parts, paths, sampler, text, utils, video
+from . import decode, encode, first_frame, id_state, loaders, metrics, parts, paths, preview, sampler, text, utils, video
 
 paths.register()
 
@@ -17,4 +17,5 @@ NODE_LIST = [
     *metrics.NODES,
     *video.NODES,
     *parts.NODES,
+    *preview.NODES,
 ]

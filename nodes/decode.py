@@ -4,9 +4,9 @@ from __future__ import annotations
 import comfy.model_management
 from comfy_api.v0_0_2 import io
 
-from ..vp_core import composite, sampling
+from ..vp_core import composite, core_interop, sampling
 from .memory import DECODE_REMEDY, call_releasing_memory
-from .types import VAE
+from .types import vae_input
 
 
 class VideoPainterDecode(io.ComfyNode):
@@ -20,7 +20,7 @@ class VideoPainterDecode(io.ComfyNode):
             category="videopainter/decode",
             description=cls.__doc__,
             inputs=[
-                VAE.Input("vae"),
+                vae_input(),
                 io.Latent.Input("latent"),
                 io.Boolean.Input("tiling", default=False, tooltip="Tiled decoding (less memory; the reference's long-video mode)."),
             ],
@@ -29,6 +29,7 @@ class VideoPainterDecode(io.ComfyNode):
 
     @classmethod
     def execute(cls, vae, latent, tiling: bool) -> io.NodeOutput:
+        vae = core_interop.video_vae(vae)
         info = latent.get("videopainter", {})
         samples = latent["samples"].permute(0, 2, 1, 3, 4)
         frames = call_releasing_memory(

@@ -15,9 +15,12 @@ if hasattr(torch, "float8_e4m3fn"):
 
 
 class VideoPainterBackboneLoader(io.ComfyNode):
-    """Loads CogVideoX-5b-I2V from its diffusers folder under models/videopainter (transformer/, vae/, scheduler/).
+    """Loads CogVideoX-5b-I2V from its diffusers folder under models/videopainter (transformer/, vae/, scheduler/),
+    or one already under models/CogVideo (kijai's wrapper) or models/diffusers, or a single transformer file in
+    models/diffusion_models (core ComfyUI's key layout or diffusers'), all read in place.
 
-    Outputs a MODEL (a ModelPatcher built from comfy.ops layers, so --lowvram/partial loading work) and the VAE."""
+    Outputs a MODEL (a ModelPatcher built from comfy.ops layers, so --lowvram/partial loading work) and the VAE (none
+    for a single transformer file: use Load VAE on the CogVideoX VAE)."""
 
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -28,7 +31,9 @@ class VideoPainterBackboneLoader(io.ComfyNode):
             description=cls.__doc__,
             inputs=[
                 io.Combo.Input("model_folder", options=paths.backbone_folders(),
-                               tooltip="A CogVideoX-5b-I2V diffusers folder in models/videopainter (e.g. CogVideoX-5b-I2V)."),
+                               tooltip="A CogVideoX-5b-I2V diffusers folder in models/videopainter (e.g. CogVideoX-5b-I2V), "
+                                       "models/CogVideo or models/diffusers, or a single transformer file in "
+                                       "models/diffusion_models."),
                 io.Combo.Input("weight_dtype", options=list(DTYPES), default="auto",
                                tooltip="Storage dtype of the transformer weights. auto: ComfyUI picks (bf16 on most GPUs). "
                                        "fp8 stores weights in 8 bits and computes in bf16."),
@@ -38,10 +43,11 @@ class VideoPainterBackboneLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_folder: str, weight_dtype: str) -> io.NodeOutput:
-        folder = paths.resolve("videopainter", model_folder)
-        model = loaders.load_backbone(folder, DTYPES[weight_dtype])
+        path = paths.resolve_backbone(model_folder)
+        model = loaders.load_backbone(path, DTYPES[weight_dtype])
+        folder = path if path.is_dir() else path.parent
         model.set_attachments(attach.SCHEDULER_KEY, loaders.load_scheduler_config(folder))
-        return io.NodeOutput(model, load_vae(folder))
+        return io.NodeOutput(model, load_vae(folder) if path.is_dir() else None)
 
 
 class VideoPainterBranchLoader(io.ComfyNode):

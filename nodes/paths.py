@@ -11,10 +11,18 @@ from pathlib import Path, PurePosixPath
 
 import folder_paths
 
+from ..vp_core import loaders
+
 FOLDER = "videopainter"
 _DRIVE = re.compile(r"^[A-Za-z]:")  # "C:x" is drive-relative on Windows: it escapes any folder it is joined to
 _NOT_IN_FILE_NAMES = set('/\\:*?"<>|')  # path separators, drive colons and what Windows forbids in names
 WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json")
+# Where users may already have CogVideoX-5b-I2V, listed by the backbone loader as "<folder type>/<name>" and read in
+# place (never copied): kijai's CogVideoX wrapper downloads diffusers folders into models/CogVideo, diffusers
+# downloads live in models/diffusers, and single-file transformers (core's layout or diffusers') in
+# models/diffusion_models.
+SHARED_BACKBONE_FOLDERS = ("CogVideo", "diffusers")
+SINGLE_FILE_FOLDER = "diffusion_models"
 
 
 def register() -> None:
@@ -23,17 +31,20 @@ def register() -> None:
     paths, exts = folder_paths.folder_names_and_paths[FOLDER]
     if isinstance(exts, set):
         exts.update({".safetensors", ".json"})
+    for name in SHARED_BACKBONE_FOLDERS:  # "diffusers" is core's; "CogVideo" is kijai's, not a core folder type
+        if name not in folder_paths.folder_names_and_paths:
+            folder_paths.add_model_folder_path(name, os.path.join(folder_paths.models_dir, name))
 
 
-def _roots() -> list[Path]:
+def _roots(kind: str = FOLDER) -> list[Path]:
     try:
-        return [Path(p) for p in folder_paths.get_folder_paths(FOLDER) if os.path.isdir(p)]
+        return [Path(p) for p in folder_paths.get_folder_paths(kind) if os.path.isdir(p)]
     except KeyError:
         return []
 
 
-def _walk_dirs(max_depth: int = 4):
-    for root in _roots():
+def _walk_dirs(kind: str = FOLDER, max_depth: int = 4):
+    for root in _roots(kind):
         for dirpath, dirnames, filenames in os.walk(root):
             rel = Path(dirpath).relative_to(root)
             if len(rel.parts) > max_depth:
@@ -43,9 +54,34 @@ def _walk_dirs(max_depth: int = 4):
 
 
 def backbone_folders() -> list[str]:
-    """Diffusers CogVideoX folders (with ``transformer/``) under ``models/videopainter``."""
-    out = {str(rel) for _, rel, files, dirs in _walk_dirs() if "transformer" in dirs and "model_index.json" in files}
-    return sorted(out)
+    """Diffusers CogVideoX folders (with ``transformer/``) under ``models/videopainter``, then the CogVideoX I2V
+    backbones already under the shared folders (:data:`SHARED_BACKBONE_FOLDERS`, ``diffusion_models``), prefixed
+    with their folder type."""
+    out = sorted({str(rel) for _, rel, files, dirs in _walk_dirs() if "transformer" in dirs and "model_index.json" in files})
+    for kind in SHARED_BACKBONE_FOLDERS:
+        found = {str(rel) for root, rel, _, dirs in _walk_dirs(kind, max_depth=2)
+                 if "transformer" in dirs and loaders.is_i2v_transformer_folder(root / rel / "transformer")}
+        out += [f"{kind}/{name}" for name in sorted(found)]
+    try:
+        files = folder_paths.get_filename_list(SINGLE_FILE_FOLDER)
+    except KeyError:
+        files = []
+    out += [f"{SINGLE_FILE_FOLDER}/{f}" for f in files
+            if f.endswith(".safetensors") and loaders.is_i2v_transformer_file(folder_paths.get_full_path(SINGLE_FILE_FOLDER, f))]
+    return out
+
+
+def resolve_backbone(name: str) -> Path:
+    """Absolute path of a name :func:`backbone_folders` lists (a folder, or a single transformer file)."""
+    kind, _, rest = name.partition("/")
+    if kind in (*SHARED_BACKBONE_FOLDERS, SINGLE_FILE_FOLDER) and rest:
+        rel = Path(rest)
+        if rel.is_absolute() or ".." in rel.parts:
+            raise ValueError(f"{name!r}: only names listed by the backbone loader are accepted (no absolute paths or '..')")
+        for root in _roots(kind):
+            if (root / rel).exists():
+                return root / rel
+    return resolve(FOLDER, name)
 
 
 def branch_folders() -> list[str]:

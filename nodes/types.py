@@ -8,3 +8,10 @@ VAE = io.Custom("VIDEOPAINTER_VAE")  # vp_core.vae.VideoVAE: the CogVideoX VAE (
 BRANCH = io.Custom("VIDEOPAINTER_BRANCH")  # ModelPatcher of the VideoPainter context encoder
 INPAINT = io.Custom("VIDEOPAINTER_INPAINT")  # vp_core.preprocess.InpaintInput
 ID_STATE = io.Custom("VP_ID_STATE")  # vp_core.id_state.IDState
+
+
+def vae_input(tooltip: str | None = None) -> io.Input:
+    """The ``vae`` input of every node that encodes or decodes: this pack's VAE, or core's VAE holding the CogVideoX
+    VAE (Load VAE on hosts with native CogVideoX); the node turns either into one with ``core_interop.video_vae``."""
+    return io.MultiType.Input("vae", types=[VAE, io.Vae], tooltip=tooltip or (
+        "The CogVideoX VAE: VideoPainter Backbone Loader's vae, or Load VAE on a CogVideoX VAE file."))

@@ -40,7 +40,6 @@ import requests
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-COMFYUI_DIR = REPO_ROOT / ".comfyui" / "ComfyUI"  # unpacked by scripts/quickstart.sh (pinned ComfyUI 0.3.75)
 PACK_DIR_NAME = "videopainter"
 
 
@@ -209,19 +208,28 @@ def link_pack(custom_nodes_dir: Path, pack_dir: Path = REPO_ROOT, name: str = PA
     return link
 
 
+def _hostenv():
+    """``vp_core/hostenv.py``, the one place that decides which ComfyUI tree is the host, loaded by path: putting the
+    repository on ``sys.path`` would let the pack's ``nodes/`` shadow ComfyUI's ``nodes`` module."""
+    spec = importlib.util.spec_from_file_location("_vp_hostenv", REPO_ROOT / "vp_core" / "hostenv.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def start_server(
     base_dir: str | os.PathLike,
     port: int | None = None,
     extra_args: Iterable[str] = (),
     *,
     models_dir: str | os.PathLike | None = None,
-    comfyui_dir: str | os.PathLike = COMFYUI_DIR,
+    comfyui_dir: str | os.PathLike | None = None,
     python: str = sys.executable,
     timeout: float = START_TIMEOUT_S,
     cpu: bool = True,
     env: Mapping[str, str] | None = None,
 ) -> ServerHandle:
-    """Start the pinned ComfyUI host on 127.0.0.1 with this pack loaded, and wait until it serves /object_info.
+    """Start the ComfyUI host (the pinned one unless VP_COMFYUI_DIR names another) on 127.0.0.1 with this pack loaded, and wait until it serves /object_info.
 
     Parameters:
         base_dir: ComfyUI's ``--base-directory`` (custom_nodes, input, output, temp, user live under it).
@@ -229,7 +237,9 @@ def start_server(
         extra_args: more ``main.py`` arguments.
         models_dir: where ``extra_model_paths.yaml`` points the model folders; default ``<repo>/models``.
             An existing ``base_dir/extra_model_paths.yaml`` is kept when ``models_dir`` is not given.
-        comfyui_dir: the unpacked host (``scripts/quickstart.sh --install-only`` creates it).
+        comfyui_dir: the host's source tree; default: the one ``vp_core/hostenv.py`` finds (``$VP_COMFYUI_DIR``,
+            else the pinned ``.comfyui/ComfyUI`` that ``scripts/quickstart.sh --install-only`` unpacks).
+        python: the interpreter that runs ``main.py``; default the one running this (its venv has the host's pins).
         timeout: seconds to wait for the server.
         cpu: pass ``--cpu``; ``False`` lets ComfyUI use the GPU(s) ``CUDA_VISIBLE_DEVICES`` shows it.
         env: variables set for the server process on top of this process's environment (e.g. one GPU per server
@@ -239,6 +249,11 @@ def start_server(
         ServerStartError: the host is missing, exited, or did not answer in time (with its log tail).
     """
     base = Path(base_dir).resolve()
+    if comfyui_dir is None:
+        try:
+            comfyui_dir = _hostenv().comfy_dir()
+        except RuntimeError as e:
+            raise ServerStartError(str(e)) from e
     main_py = Path(comfyui_dir) / "main.py"
     if not main_py.exists():
         raise ServerStartError(f"{main_py} not found: run `bash scripts/quickstart.sh --install-only` first")

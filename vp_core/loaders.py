@@ -3,12 +3,14 @@
 Official layouts, loaded unchanged:
 * backbone: a diffusers ``transformer/`` folder (``config.json`` + one ``diffusion_pytorch_model.safetensors`` or
   shards listed in ``diffusion_pytorch_model.safetensors.index.json``), the whole CogVideoX-5b-I2V diffusers folder,
-  or a single ``.safetensors`` file with diffusers key names (optionally prefixed);
+  or a single ``.safetensors`` file with diffusers key names or core ComfyUI's (``blocks.N.q`` ...,
+  ``core_interop``), optionally prefixed;
 * branch: ``config.json`` + ``diffusion_pytorch_model.safetensors`` (VideoPainter ``CogvideoXBranchModel``);
 * ID LoRA: ``pytorch_lora_weights.safetensors`` (PEFT keys ``transformer.transformer_blocks.N.attn1.to_q.lora_A.weight``).
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
@@ -25,6 +27,7 @@ import comfy.model_management
 import comfy.model_patcher
 import comfy.ops
 
+from . import core_interop
 from .model.branch import UNUSED_PREFIXES, VideoPainterBranch
 from .model.config import CogVideoXConfig
 from .model.transformer import CogVideoXTransformer
@@ -220,9 +223,50 @@ def resolve_transformer_path(path: Path) -> tuple[dict[str, Tensor], dict | None
         folder = path / "transformer" if (path / "transformer").is_dir() else path
         cfg_path = folder / "config.json"
         return read_model_folder(folder), read_json(cfg_path) if cfg_path.is_file() else None, str(folder)
-    sd = strip_prefix(read_safetensors(path), "transformer_blocks.")
+    sd = read_safetensors(path)
+    core = strip_prefix(sd, core_interop.CORE_MARKER)
+    sd = core_interop.to_diffusers_keys(core) if core_interop.is_core_layout(core) else strip_prefix(sd, "transformer_blocks.")
     cfg_path = path.with_name("config.json")
     return sd, read_json(cfg_path) if cfg_path.is_file() else None, path.name
+
+
+def _i2v_shapes(proj: tuple | list, out: tuple | list) -> bool:
+    """patch_embed.proj and proj_out shapes of an image-to-video CogVideoX (2 x 16 latent channels in, 16 out)."""
+    return len(proj) == 4 and out[0] % (proj[2] * proj[3]) == 0 and proj[1] == 2 * (out[0] // (proj[2] * proj[3]))
+
+
+def is_i2v_transformer_folder(folder: Path) -> bool:
+    """A diffusers ``transformer/`` folder of an image-to-video CogVideoX (by its config.json; no weights read)."""
+    try:
+        cfg = read_json(folder / "config.json")
+    except CheckpointError:
+        return False
+    return cfg.get("in_channels") is not None and cfg.get("in_channels") == 2 * cfg.get("out_channels", -1)
+
+
+@functools.lru_cache(maxsize=256)
+def _i2v_file(path: str, mtime: float, size: int) -> bool:
+    try:
+        with safe_open(path, "pt") as f:
+            stored = {k: k for k in f.keys()}  # key name as the loader will see it -> name in the file
+            core = strip_prefix(stored, core_interop.CORE_MARKER)
+            names = core_interop.to_diffusers_keys(core) if core_interop.is_core_layout(core) else \
+                strip_prefix(stored, "transformer_blocks.")
+            if detect_kind(names) != "backbone":
+                return False
+            return _i2v_shapes(f.get_slice(names["patch_embed.proj.weight"]).get_shape(),
+                               f.get_slice(names["proj_out.weight"]).get_shape())
+    except (SafetensorError, OSError, ValueError, KeyError):
+        return False
+
+
+def is_i2v_transformer_file(path: str | os.PathLike | None) -> bool:
+    """A single safetensors file holding an image-to-video CogVideoX transformer, in core's key layout or
+    diffusers' (read from the file's header only; cached per path, size and modification time)."""
+    if path is None or not os.path.isfile(path):
+        return False
+    st = os.stat(path)
+    return _i2v_file(str(path), st.st_mtime, st.st_size)
 
 
 def load_backbone(path: str | os.PathLike, weight_dtype: torch.dtype | None = None, load_device=None, offload_device=None):

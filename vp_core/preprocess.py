@@ -18,7 +18,7 @@ from PIL import Image
 from scipy import ndimage
 from torch import Tensor
 
-from .video_io import FrameSource, Frames, Mapped
+from .video_io import FrameSource, Frames, Mapped, read_frames
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +265,17 @@ class AudioRef:
 
     source: object  # a path or an in-memory file
     start: float
+
+
+def frame_and_hole(job: InpaintInput, index: int) -> tuple[Tensor, Tensor]:
+    """Frame ``index`` of an encoded job (``uint8 [H, W, 3]``, source resolution) and the dilated hole the sampler
+    fills there (``bool [H, W]``; frame 0 has none with ``first_frame_gt``). The one place that reads single frames
+    out of an :class:`InpaintInput` (its storage may change; e.g. lazily read frames)."""
+    return read_frames(job.frames, index, index + 1)[0], read_frames(job.pipeline.masks, index, index + 1)[0] > 127
+
+
+def frame_count(job: InpaintInput) -> int:
+    return job.frame_count
 
 
 def _resize_image(img: Tensor, height: int, width: int) -> Tensor:

@@ -32,3 +32,27 @@ def preview_frame(latents: Tensor) -> Tensor:
     """The middle latent frame of ``[B, F, C, h, w]`` in ComfyUI's video layout ``[1, C, 1, h, w]``."""
     mid = latents.shape[1] // 2
     return latents[:1, mid:mid + 1].permute(0, 2, 1, 3, 4).float().cpu()
+
+
+MASK_TINT = (1.0, 0.0, 1.0)  # magenta: rare in natural video
+
+
+def mask_overlay(job, count: int = 4, opacity: float = 0.5) -> Tensor:
+    """``count`` evenly spaced frames of an encoded job (first and last included) with the dilated hole the sampler
+    will fill tinted, as a ComfyUI IMAGE batch ``[count, H, W, 3]`` in [0, 1] (frames read through
+    :func:`preprocess.frame_and_hole`)."""
+    from . import preprocess
+
+    total = preprocess.frame_count(job)
+    if total == 0:
+        raise ValueError("inpaint: the encoded clip has no frames")
+    count = max(1, min(count, total))
+    picks = [round(i * (total - 1) / (count - 1)) for i in range(count)] if count > 1 else [0]
+    tint = torch.tensor(MASK_TINT)
+    out = []
+    for index in picks:
+        frame, hole = preprocess.frame_and_hole(job, index)
+        image = frame.float() / 255.0
+        tinted = image * (1 - opacity) + tint * opacity
+        out.append(torch.where(hole[..., None], tinted, image))
+    return torch.stack(out)

@@ -187,6 +187,11 @@ def load_vae(folder: str | Path, dtype: torch.dtype | None = None, load_device=N
         vae.load_state_dict({k: v.to(dtype) for k, v in sd.items()}, strict=True, assign=True)
     except RuntimeError as e:
         raise CheckpointError(f"{folder}: weights do not fit the VAE config ({str(e)[:300]})") from e
+    return video_vae_from_module(vae, dtype, load_device, offload_device)
+
+
+def video_vae_from_module(vae: AutoencoderKLCogVideoX, dtype: torch.dtype, load_device, offload_device) -> VideoVAE:
+    """A loaded diffusers CogVideoX VAE under a ``ModelPatcher`` (also used for core's VAE: ``core_interop``)."""
     vae.eval().requires_grad_(False)
     root = ManagedModule("vae", vae, Precision(dtype, dtype))
     return VideoVAE(comfy.model_patcher.ModelPatcher(root, load_device=load_device, offload_device=offload_device))

@@ -9,7 +9,6 @@ folders by the ``broken`` fixture; the pack lists folders when /object_info is r
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 import pickle
@@ -23,12 +22,12 @@ import psutil
 import pytest
 import requests
 import torch
-from PIL import Image
 from safetensors.torch import load_file, save_file
 
 import comfy_client as cc
+from e2e_helpers import preview_pixels
 from image_path import image_path
-from reliability_cases import README, readme_table
+from reliability_cases import BY_KEY, HOST_CHECKS_COMBOS, README, readme_table
 from reliability_cases import message as msg
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,15 +72,6 @@ def node(p: dict, title: str) -> dict:
 
 def frames_out(result: cc.RunResult) -> int:
     return len(result.outputs["20"]["images"])
-
-
-def preview_pixels(server: cc.ServerHandle, result: cc.RunResult) -> list[np.ndarray]:
-    out = []
-    for entry in result.outputs["20"]["images"]:
-        r = requests.get(server.url + "/view", params=entry, timeout=30)
-        r.raise_for_status()
-        out.append(np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB")))
-    return out
 
 
 # ------------------------------------------------------------------------------------------------ running
@@ -137,6 +127,25 @@ def refused(server: cc.ServerHandle, prompt: dict) -> cc.PromptValidationError:
         cc.submit(server, prompt)
     server_still_serves(server)
     return e.value
+
+
+def host_version(server: cc.ServerHandle) -> tuple[int, ...]:
+    stats = requests.get(server.url + "/system_stats", timeout=10).json()
+    return tuple(int(p) for p in stats["system"]["comfyui_version"].split(".")[:3])
+
+
+def fails_with(server: cc.ServerHandle, prompt: dict, node_type: str, key: str, node_id: str, input_name: str,
+               models: Path | None = None) -> None:
+    """The case ``key`` (a value the combo input ``input_name`` of node ``node_id`` does not list): the node's own
+    message where the host passes the value on; on hosts that check combo values themselves, the host's HTTP 400
+    naming that input and value, before anything runs."""
+    row = BY_KEY[key]
+    if row.host_refusal and host_version(server) >= HOST_CHECKS_COMBOS:
+        value = prompt[node_id]["inputs"][input_name]
+        e = refused(server, prompt)
+        assert f"input {input_name!r}: {row.host_refusal}: {input_name}: {value!r} not in" in str(e), str(e)
+    else:
+        assert fails(server, prompt, node_type) == msg(key, models or "{models}")
 
 
 # ------------------------------------------------------------------------------------------------ fixtures
@@ -415,7 +424,7 @@ def test_8_new_branch_folders_are_listed_without_a_restart(server, broken):
 ])
 def test_8_9_broken_branch_checkpoints(server, broken, models_dir, folder: str, key: str):
     p = clip(1, **{"branch.branch_folder": f"{BROKEN}/{folder}"})
-    assert fails(server, p, "VideoPainterBranchLoader") == msg(key, models_dir)
+    fails_with(server, p, "VideoPainterBranchLoader", key, cc.find_node(p, "branch"), "branch_folder", models_dir)
     assert not broken.exists(), "the pickle was unpickled"
 
 
@@ -428,7 +437,7 @@ def test_8_branch_for_another_backbone(server, broken):
                                        (f"videopainter/{BROKEN}/pytorch_lora_weights.bin", "pickle_bin")])
 def test_9_pickles_are_refused_unopened(server, broken, models_dir, name: str, key: str):
     p = clip(1, **{"id_lora.lora_name": name})
-    assert fails(server, p, "VideoPainterApplyIDLora") == msg(key, models_dir)
+    fails_with(server, p, "VideoPainterApplyIDLora", key, cc.find_node(p, "id_lora"), "lora_name", models_dir)
     assert not broken.exists(), "the pickle was unpickled"
 
 
@@ -535,9 +544,12 @@ def test_apply_branch_ranges_are_checked(server):
 
 def test_path_traversal_is_refused(server, tmp_path):
     p = clip(1, **{"branch.branch_folder": "../../etc/passwd"})
-    assert fails(server, p, "VideoPainterBranchLoader") == msg("traversal_model")
+    fails_with(server, p, "VideoPainterBranchLoader", "traversal_model", cc.find_node(p, "branch"), "branch_folder")
     state = {"1": {"class_type": "VideoPainterLoadIDState", "inputs": {"state_file": "../../etc/passwd"}},
              "2": {"class_type": "VideoPainterSaveIDState", "inputs": {"id_state": ["1", 0], "filename_prefix": "x"}}}
-    e = refused(server, state)  # checked in validate_inputs, before anything runs
-    assert str(e) == ("prompt failed validation:\n  node 1 (VideoPainterLoadIDState), input 'state_file': Custom "
-                      f"validation failed for node: state_file - {msg('traversal_state')}")
+    if host_version(server) >= HOST_CHECKS_COMBOS:
+        fails_with(server, state, "VideoPainterLoadIDState", "traversal_state", "1", "state_file")
+    else:
+        e = refused(server, state)  # checked in validate_inputs, before anything runs
+        assert str(e) == ("prompt failed validation:\n  node 1 (VideoPainterLoadIDState), input 'state_file': Custom "
+                          f"validation failed for node: state_file - {msg('traversal_state')}")

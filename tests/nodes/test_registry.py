@@ -44,6 +44,21 @@ def defined_nodes() -> list[type[io.ComfyNode]]:
 
 
 NODES = defined_nodes()
+# Every node id the pack has published. Saved workflows refer to these: a rename or removal fails here; a new node
+# is added to this list on purpose.
+FROZEN_NODE_IDS = [
+    "VideoPainterApplyBranch", "VideoPainterApplyIDLora", "VideoPainterBackboneLoader", "VideoPainterBranchLoader",
+    "VideoPainterComposite", "VideoPainterDecode", "VideoPainterEncode", "VideoPainterJoinLatents",
+    "VideoPainterLoadIDState", "VideoPainterMaskCheck", "VideoPainterMaskPreview", "VideoPainterSampler",
+    "VideoPainterSaveIDState", "VideoPainterStyleLora", "VideoPainterTextEncode", "VideoPainterTextEncoderLoader",
+    "VideoPainterWindowPlan",
+]
+
+
+def test_node_ids_are_frozen():
+    ids = {c.define_schema().node_id for c in NODES}
+    assert sorted(set(FROZEN_NODE_IDS) - ids) == [], "node ids renamed or removed (saved workflows use them)"
+    assert sorted(ids - set(FROZEN_NODE_IDS)) == [], "a new node: add its id to FROZEN_NODE_IDS"
 
 
 def test_entrypoint_exports_every_node_class_defined_in_nodes():

@@ -44,6 +44,13 @@ CLIPLOADER_T5_TYPES = {
         comfy.text_encoders.sd3_clip.SD3Tokenizer,  # token dict with "l", "g" and "t5xxl"
     ),
 }
+try:  # core's native CogVideoX text encoder (CLIPLoader type "cogvideox", ComfyUI 0.2x; not in 0.3.75)
+    import comfy.text_encoders.cogvideo as core_cogvideo
+except ImportError:
+    core_cogvideo = None
+else:
+    CLIPLOADER_T5_TYPES["cogvideox"] = (core_cogvideo.cogvideo_te, core_cogvideo.CogVideoXTokenizer)
+NO_CORE_COGVIDEOX = "this ComfyUI host lacks native CogVideoX (CLIPLoader type 'cogvideox', 0.2x)"
 
 
 def tiny_t5_config():
@@ -199,6 +206,8 @@ def test_padding_is_not_masked_even_when_the_clip_masks_it(tiny):
     """mochi/ltxv CLIPs mask the pads; encode_prompt must not, and must leave the CLIP as it was."""
     clip = clip_like_cliploader("mochi", tiny.state_dict, tiny.config)
     tokens = {"t5xxl": [[(t, 1.0) for t in text.prompt_token_ids(SHORT, MAX_LEN)]]}
+    # What the host itself patches differs by version (0.27 adds manual_cast_dtype): compare with before.
+    patches_before, layer_idx_before = dict(clip.patcher.object_patches), clip.layer_idx
     masked_before = clip.encode_from_tokens(tokens)
     reference = reference_embeds(tiny.model, SHORT)
     assert max_diff(masked_before, reference) > 1e-2  # the premise: this CLIP's own encode differs
@@ -207,7 +216,7 @@ def test_padding_is_not_masked_even_when_the_clip_masks_it(tiny):
 
     # The switch was an object patch on a clone: the CLIP itself is unchanged, and when ComfyUI loads it again its
     # own encode masks as before (the patched module attribute is restored on that load).
-    assert clip.patcher.object_patches == {} and clip.layer_idx is None
+    assert clip.patcher.object_patches == patches_before and clip.layer_idx == layer_idx_before
     assert torch.equal(clip.encode_from_tokens(tokens), masked_before)
     assert clip.cond_stage_model.t5xxl.enable_attention_masks is True
 
@@ -303,3 +312,22 @@ def test_folder_tokenizer_check(tiny, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger=text.__name__):
         assert text.check_folder_tokenizer(tmp_path) is False
     assert "differs from ComfyUI's T5 v1.1 tokenizer" in caplog.text
+
+
+# ------------------------------------------------------------------------------------ core's cogvideox CLIP (0.2x)
+# Core's CLIPLoader picks the encoder from tensor shapes: a T5 without XXL's block 23 (d_ff 10240) is taken for
+# Stable Audio's T5-base whatever the type, and for XXL shapes type "cogvideox" builds CogVideoXT5XXL from core's
+# own t5_config_xxl.json (4.8B parameters). So CLIPLoader itself cannot load a tiny T5 in cogvideox mode; these
+# tests build core's cogvideox CLIP the way that branch of comfy.sd.load_text_encoder_state_dicts does, with the
+# tiny sizes as config overrides (clip_like_cliploader), and run core's own text path on it.
+@pytest.mark.skipif(core_cogvideo is None, reason=NO_CORE_COGVIDEOX)
+@pytest.mark.parametrize("prompt", ["", SHORT, LONG])
+def test_core_cogvideox_clip_gives_the_same_226_token_embedding(tiny, folder_clip, prompt):
+    clip = clip_like_cliploader("cogvideox", tiny.state_dict, tiny.config)
+    ours = text.encode_prompt(folder_clip, prompt, text.MAX_TEXT_TOKENS)  # our T5 path (the diffusers folder)
+    via_core_clip = text.encode_prompt(clip, prompt, text.MAX_TEXT_TOKENS)  # our text node on core's CLIP
+    core_own = clip.encode_from_tokens(clip.tokenize(prompt))  # core's CLIPTextEncode: pads to 226 itself
+    assert ours.shape == via_core_clip.shape == core_own.shape == (1, 226, 32)
+    assert max_diff(via_core_clip, ours) <= ATOL
+    assert max_diff(core_own, ours) <= ATOL
+    assert max_diff(ours, reference_embeds(tiny.model, prompt, text.MAX_TEXT_TOKENS)) <= ATOL

@@ -48,10 +48,11 @@ NODES = defined_nodes()
 # is added to this list on purpose.
 FROZEN_NODE_IDS = [
     "VideoPainterApplyBranch", "VideoPainterApplyIDLora", "VideoPainterBackboneLoader", "VideoPainterBranchLoader",
-    "VideoPainterComposite", "VideoPainterDecode", "VideoPainterEncode", "VideoPainterJoinLatents",
-    "VideoPainterLoadIDState", "VideoPainterMaskCheck", "VideoPainterMaskPreview", "VideoPainterSampler",
-    "VideoPainterSaveIDState", "VideoPainterStyleLora", "VideoPainterTextEncode", "VideoPainterTextEncoderLoader",
-    "VideoPainterWindowPlan",
+    "VideoPainterComposite", "VideoPainterCompositeVideo", "VideoPainterCutPart", "VideoPainterDecode",
+    "VideoPainterDecodeVideo", "VideoPainterEncode", "VideoPainterFirstFrame", "VideoPainterJoinLatents",
+    "VideoPainterLoadIDState", "VideoPainterMaskCheck", "VideoPainterMaskPreview", "VideoPainterMetrics",
+    "VideoPainterSampler", "VideoPainterSaveIDState", "VideoPainterStyleLora", "VideoPainterTextEncode",
+    "VideoPainterTextEncoderLoader", "VideoPainterVideoFrame", "VideoPainterWindowPlan",
 ]
 
 

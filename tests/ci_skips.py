@@ -13,6 +13,8 @@ import pytest
 # (reason prefix, why the skip is legitimate in CI). Keep it short; every entry is a check CI cannot run.
 ALLOWED_IN_CI: tuple[tuple[str, str], ...] = (
     ("needs a CUDA GPU", "GPU-only checks: CI machines have no accelerator (bench/ measures GPUs separately)"),
+    ("this ComfyUI host lacks native CogVideoX", "core-interop checks: the 0.3.75 host has no core CogVideoX; .ci/run "
+     "runs them on the 0.27.0 host"),
 )
 
 

@@ -90,6 +90,6 @@ def test_format_frames(indices, text):
 
 def test_schema_output_ids_differ_from_inputs():
     schema = VideoPainterMaskCheck.define_schema()
-    assert [i.id for i in schema.inputs] == ["mask", "threshold", "min_fraction"]
+    assert [i.id for i in schema.inputs] == ["mask", "threshold", "min_fraction", "mask_channel"]
     assert [o.id for o in schema.outputs] == ["mask_out", "report"]
     assert schema.is_output_node and schema.category == "videopainter/utils"

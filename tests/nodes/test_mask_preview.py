@@ -29,7 +29,7 @@ def test_preview_tints_exactly_the_dilated_hole_of_evenly_spaced_frames(job):
         assert torch.equal(out[~hole], original[~hole])
         want = original[hole] * 0.5 + torch.tensor(MASK_TINT) * 0.5
         assert torch.allclose(out[hole], want)
-    assert not preprocess.frame_and_hole(job, 0)[1].any()  # first_frame_gt: frame 0 is known
+    assert preprocess.frame_and_hole(job, 0)[1].any()  # no first_frame given: frame 0 is a hole (the fallback)
     assert preprocess.frame_and_hole(job, 19)[1].any()
 
 

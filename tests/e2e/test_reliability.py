@@ -49,6 +49,10 @@ def clip(frames: int | None = 17, mask_frames: int | None = None, **sets) -> dic
     p = cc.apply_overrides(image_path(cc.load_workflow(INPAINT)), {**cc.demo_sets(INPAINT), "sampler.steps": 1, **sets})
     for title in ("save", "create_video"):
         del p[cc.find_node(p, title)]
+    # one output only: with the mask preview's Preview Image as a second output ComfyUI would accept a prompt whose
+    # video half fails validation (HTTP 200, node_errors) and run just the preview
+    for nid in [k for k, v in p.items() if v.get("_meta", {}).get("title") in ("mask_preview", "mask_preview_image")]:
+        del p[nid]
     p["20"] = {"class_type": "PreviewImage", "_meta": {"title": "preview"},
                "inputs": {"images": [cc.find_node(p, "composite"), 0]}}
     if frames is not None:

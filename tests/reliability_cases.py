@@ -80,7 +80,7 @@ ROWS: tuple[Row, ...] = (
     Row("mask_soft", "4", "soft mask (blurred 3-channel mask video through Convert Image to Mask)",
         "completes (values above `threshold` are holes)"),
     Row("mask_image", "4", "IMAGE wired straight into the mask input", "refused (HTTP 400)",
-        "Return type mismatch between linked nodes: mask, received_type(IMAGE) mismatch input_type(MASK)"),
+        "Return type mismatch between linked nodes: mask, received_type(IMAGE) mismatch input_type(MASK,VIDEO)"),
     Row("frames_zero_host", "5", "0 frames via Image From Batch (length 0)", "refused (HTTP 400, by the host)",
         "Value 0 smaller than min of 1: length"),
     Row("frames_zero", "5", "0 frames (an empty IMAGE batch; core's empty-video shape [0, 3, 0, 0] too)", "error",

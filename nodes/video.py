@@ -6,7 +6,7 @@ import comfy.model_management
 import comfy.utils
 from comfy_api.v0_0_2 import io
 
-from ..vp_core import video_io, video_out, windows
+from ..vp_core import clip_inputs, video_io, video_out, windows
 from .memory import DECODE_REMEDY, call_releasing_memory
 from .types import INPAINT, VAE
 
@@ -119,7 +119,7 @@ class VideoPainterVideoFrame(io.ComfyNode):
 
     @classmethod
     def execute(cls, video, index: int) -> io.NodeOutput:
-        return io.NodeOutput(video_io.video_frame(video.get_stream_source(), index).float()[None] / 255.0)
+        return io.NodeOutput(clip_inputs.video_frame(video, index))
 
 
 NODES = [VideoPainterDecodeVideo, VideoPainterCompositeVideo, VideoPainterVideoFrame]

@@ -83,16 +83,17 @@ def _bounce(s: float, span: int) -> int:
 
 
 def write_mp4(path: Path, frames: np.ndarray, fps: int = 8, crf: int = 18, codec: str = "h264") -> Path:
-    """Encode uint8 RGB ``(T, H, W, 3)`` or gray ``(T, H, W)`` frames as H.264 yuv420p, or with ``codec="ffv1"``
-    losslessly (RGB; in .mkv or .mp4)."""
+    """Encode uint8 RGB ``(T, H, W, 3)`` or gray ``(T, H, W)`` frames as H.264 yuv420p, or losslessly with
+    ``codec="ffv1"`` (bgr0) or ``codec="png"`` (rgb24, which every ComfyUI host's own reader returns byte for byte;
+    in .mov)."""
     if frames.ndim == 3:
         frames = np.repeat(frames[..., None], 3, axis=-1)
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("ffv1" if codec == "ffv1" else "libx264", rate=fps)
+        stream = container.add_stream(codec if codec in ("ffv1", "png") else "libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "bgr0" if codec == "ffv1" else "yuv420p"
-        if codec != "ffv1":
+        stream.pix_fmt = {"ffv1": "bgr0", "png": "rgb24"}.get(codec, "yuv420p")
+        if codec not in ("ffv1", "png"):
             stream.options = {"crf": str(crf), "preset": "medium"}
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):

@@ -185,7 +185,7 @@ ROWS: tuple[Row, ...] = (
         "'../../etc/passwd': only names listed under models/videopainter are accepted (no absolute paths, '..', drive "
         "letters or backslashes)", host_refusal=NOT_IN_LIST),
     Row("traversal_state", "+", "'../../etc/passwd' as the ID state file", "refused (HTTP 400)",
-        "state_file: '../../etc/passwd' is outside the input folder", host_refusal=NOT_IN_LIST),
+        "state_file: '../../etc/passwd' is outside the input folder"),  # validate_inputs owns this combo on every host
     # ---------------------------------------------------------------------------------------------- issue #16
     Row("state_not_safetensors", "16.1", "a file that is not safetensors as the ID state (Load ID State)", "error",
         "state_file: {input}/e2e_not_a_state.safetensors: not a readable safetensors file (Error while deserializing "

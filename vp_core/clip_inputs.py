@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from . import preprocess
+from . import preprocess, video_io
 from .video_io import MASK_CHANNELS, FileSource, FrameSource, TensorSource, VideoInfo, mask_from_rgb, probe
 
 log = logging.getLogger(__name__)
@@ -33,10 +33,21 @@ def is_video(x) -> bool:
     return not isinstance(x, Tensor) and callable(getattr(x, "get_stream_source", None))
 
 
+def _trim(video) -> tuple[float, float]:
+    """The trim window core's newer VIDEO can carry (``get_active_trim_window``, ComfyUI 0.2x); none on 0.3.75."""
+    get = getattr(video, "get_active_trim_window", None)
+    return tuple(get()) if callable(get) else (0.0, 0.0)
+
+
 def _probe(video, name: str) -> tuple[VideoInfo, tuple[float, float]]:
     """The file's facts, inside the trim window core's newer VIDEO can carry (``get_active_trim_window``)."""
-    trim = video.get_active_trim_window() if callable(getattr(video, "get_active_trim_window", None)) else (0.0, 0.0)
+    trim = _trim(video)
     return probe(video.get_stream_source(), trim, name), trim
+
+
+def video_frame(video, index: int = 0, name: str = "video") -> Tensor:
+    """Frame ``index`` of a core VIDEO, inside its trim window, as a ComfyUI IMAGE ``[1, H, W, 3]``."""
+    return video_io.video_frame(video.get_stream_source(), index, name, _trim(video)).float()[None] / 255.0
 
 
 def _open(video, step: int, s: ClipSettings, name: str) -> FileSource:

@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy import ndimage
 
+from . import video_io
+
 VPBENCH_COLUMNS = ("path", "mask_id", "fps", "start_frame", "end_frame")
 INPAINT_CAPTIONS = ("video_inpainting_prompt", "image_inpainting_prompt")
 EDIT_CAPTIONS = ("Edited_video_caption", "Edited_image_caption", "Editing_instruction")
@@ -127,7 +129,7 @@ def _decode(path: Path, keep: range):
             if i >= keep.stop:
                 break
             if i in keep:
-                yield frame.to_ndarray(format="rgb24")
+                yield video_io.to_rgb24(frame)
 
 
 def _kept(n: int, start: int, end: int, step: int, max_frames: int | None) -> range:

@@ -4,46 +4,23 @@
 inpainting, 48 for editing) and hand frame 0 with its dilated mask to FLUX Fill. The growth itself is
 ``preprocess.dilate`` (the one place that decides dilation); this module only picks frame 0 out of a clip.
 
-Frame 0 of a core ``VIDEO`` is read with PyAV from ``get_stream_source()``, decoding nothing past it.
-(TODO after the streaming reader of ``vp_core/video_io.py`` lands: read through it instead.)
+Frame 0 of a core ``VIDEO`` is read through the streaming reader (``clip_inputs.video_frame``: inside the VIDEO's
+trim window, converted as the host's own reader converts), decoding nothing past it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import av
 import torch
 from torch import Tensor
 
-from . import preprocess
+from . import clip_inputs, preprocess
 
 
 @dataclass
 class FirstFrame:
     image: Tensor  # float [1, H, W, 3] in [0, 1] (ComfyUI IMAGE)
     mask: Tensor  # float [1, H, W], 1 = hole grown by the dilation (ComfyUI MASK)
-
-
-def read_video_frame0(video) -> Tensor:
-    """Frame 0 of a core ``VIDEO`` as an ``IMAGE`` ``[1, H, W, 3]``: the first frame at or after the video's trim
-    start (ComfyUI >= 0.27 trims in ``LoadVideo``), converted like core's 0.3.75 reader (``rgb24`` / 255)."""
-    start = 0.0
-    trim = getattr(video, "get_active_trim_window", None)  # only hosts that trim have it
-    if trim is not None:
-        start = float(trim()[0])
-    source = video.get_stream_source()
-    with av.open(source, mode="r") as container:
-        if not container.streams.video:
-            raise ValueError("video: the file has no video stream; load a video file")
-        stream = container.streams.video[0]
-        start_pts = int(start / stream.time_base) if start > 0 and stream.time_base else 0
-        if start_pts:
-            container.seek(start_pts, stream=stream)
-        for frame in container.decode(stream):
-            if frame.pts is not None and frame.pts < start_pts:
-                continue
-            return torch.from_numpy(frame.to_ndarray(format="rgb24")).float().div(255.0)[None]
-    raise ValueError("video: the clip has 0 frames; load a video with at least 1 frame")
 
 
 def frame0(clip: Tensor | object) -> Tensor:
@@ -57,7 +34,7 @@ def frame0(clip: Tensor | object) -> Tensor:
         return clip[:1]
     if not callable(getattr(clip, "get_stream_source", None)):
         raise ValueError(f"video: expected an IMAGE batch or a VIDEO (e.g. from Load Video); got {type(clip).__name__}")
-    return read_video_frame0(clip)
+    return clip_inputs.video_frame(clip, 0)
 
 
 def first_frame_for_inpainting(video, mask, dilate_size: int, threshold: float = 0.5) -> FirstFrame:

@@ -15,6 +15,7 @@ returns frames ``a..b-1`` as ``uint8 [n, H, W, C]`` (``C`` = 3 for video; masks 
 """
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import time
@@ -41,6 +42,66 @@ class DecodeStats:
 
 
 DECODE_STATS = DecodeStats()
+
+
+# Pixel formats core's reader converts straight to rgb24 on every host (ComfyUI 0.2x's list); it reads every other
+# format (yuv420p H.264, bgr0 FFV1, ...) through 32-bit float RGB there, and through rgb24 on 0.3.75.
+_RGB24_ON_EVERY_HOST = frozenset({"yuvj420p", "yuvj422p", "yuvj444p", "rgb24", "rgba", "pal8"})
+
+
+@functools.cache
+def host_reads_in_float() -> bool:
+    """Whether the running ComfyUI's own reader (Load Video -> Get Video Components) converts frames of the other
+    formats through ``gbrpf32le`` (ComfyUI 0.2x) rather than ``rgb24`` (0.3.75). The two conversions differ by up to
+    ~80/255 at sharp chroma edges, so the VIDEO path asks the host, once, on a 1-frame yuv420p clip, and converts the
+    way it does: a VIDEO and the IMAGE batch core decodes from it then give the same pixels. False without a host."""
+    try:
+        from comfy_api.v0_0_2 import InputImpl
+    except ImportError:
+        return False
+    y, x = np.mgrid[0:32, 0:64]
+    rgb = np.stack([(x % 16 < 8) * 255, (y % 8 < 4) * 200, 40 + x], -1).astype(np.uint8)  # sharp chroma edges
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="matroska") as c:
+        s = c.add_stream("ffv1", rate=8)
+        s.width, s.height, s.pix_fmt = 64, 32, "yuv420p"
+        for packet in [*s.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")), *s.encode()]:
+            c.mux(packet)
+    with av.open(io.BytesIO(buf.getvalue())) as c:
+        direct = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(np.float32)
+    core = InputImpl.VideoFromFile(io.BytesIO(buf.getvalue())).get_components().images[0].float().numpy() * 255
+    return not np.allclose(core, direct, atol=1e-2)
+
+
+def to_rgb24(frame: av.VideoFrame) -> np.ndarray:
+    """One decoded frame as ``uint8 [H, W, 3]``. YUV and gray frames are converted as the host's own reader converts
+    them (see ``host_reads_in_float``), the float path rounded to the nearest uint8 (within 1/510 of core's float
+    IMAGE). RGB frames (lossless FFV1 ``bgr0``, PNG sequences, ...) keep the file's bytes on every host: swscale's
+    8-bit RGB -> float conversion reads up to 0.98/255 dark, so there this path is exact where core 0.2x is not."""
+    if frame.format.name in _RGB24_ON_EVERY_HOST or frame.format.is_rgb or not host_reads_in_float():
+        return frame.to_ndarray(format="rgb24")
+    h, w = frame.height, frame.width
+    if w % 32:  # padded like core pads (swscale's float path is not deterministic on other widths), then cropped
+        frame = _padded(frame)
+    img = frame.to_ndarray(format="gbrpf32le")[:h, :w]
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def _padded(frame: av.VideoFrame) -> av.VideoFrame:
+    """``frame`` padded to a multiple of 32 both ways with its border smeared outwards (the caller crops it back)."""
+    pw, ph = -(-frame.width // 32) * 32, -(-frame.height // 32) * 32
+    g = av.filter.Graph()
+    src = g.add_buffer(width=frame.width, height=frame.height, format=frame.format.name,
+                       time_base=frame.time_base or Fraction(1, 1))
+    pad = g.add("pad", f"{pw}:{ph}:0:0")
+    fill = g.add("fillborders", f"left=0:right={pw - frame.width}:top=0:bottom={ph - frame.height}:mode=smear")
+    sink = g.add("buffersink")
+    src.link_to(pad)
+    pad.link_to(fill)
+    fill.link_to(sink)
+    g.configure()
+    src.push(frame)
+    return sink.pull()
 
 
 class FrameSource:
@@ -81,12 +142,19 @@ def frame_size(src: Frames) -> tuple[int, int]:
     return (src.shape[1], src.shape[2]) if isinstance(src, Tensor) else (src.height, src.width)
 
 
-def video_frame(source: Source, index: int, name: str = "video") -> Tensor:
-    """Frame ``index`` of a file as uint8 ``[H, W, 3]`` (frames before it are decoded, not converted)."""
-    src = FileSource(source, name=name)
-    if not 0 <= index < len(src):
-        raise ValueError(f"index: the {name} has {len(src)} frames (0..{len(src) - 1}); got {index}")
-    return src.read(index, index + 1)[0]
+def video_frame(source: Source, index: int, name: str = "video",
+                trim: tuple[float, float] = (0.0, 0.0)) -> Tensor:
+    """Frame ``index`` (counted from the ``trim`` start) of a file as uint8 ``[H, W, 3]``, converted as the host
+    converts (``to_rgb24``); frames before it are decoded, not converted."""
+    src = FileSource(source, name=name, trim=trim)
+    try:
+        if len(src) == 0:
+            raise ValueError(f"{name}: the clip has 0 frames; load a video with at least 1 frame")
+        if not 0 <= index < len(src):
+            raise ValueError(f"index: the {name} has {len(src)} frames (0..{len(src) - 1}); got {index}")
+        return src.read(index, index + 1)[0]
+    finally:
+        src.close()
 
 
 def reader(src: Frames) -> Frames:
@@ -296,7 +364,7 @@ class FileSource(FrameSource):
         if not convert:
             return None
         self.converted += 1
-        return frame.to_ndarray(format="rgb24")
+        return to_rgb24(frame)
 
     def read(self, start: int, end: int) -> Tensor:
         end = min(end, self.count)

@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 
 import comfy_client as cc
 from e2e_helpers import preview_pixels
+from image_path import image_path
 from interop_models import NO_CORE_COGVIDEOX, write_full_size_vae
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,9 +69,10 @@ def interop_models(native, models_dir):
 
 
 def prompt(**sets) -> dict:
-    p = cc.apply_overrides(cc.load_workflow(INPAINT), {
-        **cc.demo_sets(INPAINT), "sampler.steps": 1, "sampler.window_frames": 9, **sets})
-    for title in ("save", "create_video"):
+    # The IMAGE path (one 9-frame batch previewed as PNGs): the frames compared exactly, without a video codec.
+    p = image_path(cc.apply_overrides(cc.load_workflow(INPAINT), {
+        **cc.demo_sets(INPAINT), "sampler.steps": 1, "sampler.window_frames": 9, **sets}))
+    for title in ("save", "create_video", "mask_preview_image", "mask_preview"):
         del p[cc.find_node(p, title)]
     p["20"] = {"class_type": "PreviewImage", "inputs": {"images": [cc.find_node(p, "composite"), 0]}}
     for source, target, name in (("video_components", "encode", "video"), ("mask_components", "mask_to_mask", "image")):

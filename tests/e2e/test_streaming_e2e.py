@@ -32,6 +32,10 @@ def clip(server, tmp_path_factory):
     video, mask = make_sample_clip.sample_frames(FPS * SECONDS, W, H)
     cc.upload_input(server, "vp_stream540.mkv", make_sample_clip.write_mp4(d / "v.mkv", video, FPS, codec="ffv1"))
     cc.upload_input(server, "vp_stream540_mask.mkv", make_sample_clip.write_mp4(d / "m.mkv", mask, FPS, codec="ffv1"))
+    # The same frames for the IMAGE path, as rgb24 PNG video: core's own reader returns those bytes exactly on every
+    # host (ComfyUI 0.2x reads bgr0 FFV1 through float RGB, up to 1/255 dark; this pack's reader keeps the bytes).
+    cc.upload_input(server, "vp_stream540_png.mov", make_sample_clip.write_mp4(d / "vp.mov", video, FPS, codec="png"))
+    cc.upload_input(server, "vp_stream540_mask_png.mov", make_sample_clip.write_mp4(d / "mp.mov", mask, FPS, codec="png"))
     return video, mask
 
 
@@ -64,7 +68,8 @@ def test_video_in_video_out_is_lossless_outside_the_hole_and_equals_the_image_pa
     assert not np.array_equal(got[~outside], sampled[~outside])  # the hole was repainted
 
     # the IMAGE/MASK path on the same frames, its composite saved losslessly as PNGs
-    ref = image_path(prompt())
+    ref = image_path(cc.apply_overrides(prompt(), {"video.file": "vp_stream540_png.mov",
+                                                   "mask.file": "vp_stream540_mask_png.mov"}))
     del ref["19"], ref["20"]
     ref["20"] = {"class_type": "SaveImage", "inputs": {"images": ["18", 0], "filename_prefix": "videopainter/stream540_ref"}}
     ref_result = cc.submit(server, ref, timeout=900)

@@ -81,16 +81,21 @@ class OverrideError(ComfyClientError, KeyError):
 
 
 class PromptValidationError(ComfyClientError):
-    """POST /prompt answered 400: the graph failed validation before anything ran.
+    """The graph failed validation: POST /prompt answered 400 (nothing ran), or it answered 200 with
+    ``node_errors`` (some outputs failed validation and ComfyUI queued the rest; ``submit`` cancels that prompt
+    unless ``allow_partial``).
 
     Parameters:
         error: the server's top-level ``error`` object (``type``, ``message``, ``details``).
         node_errors: ``{node_id: {"class_type", "errors": [{"type", "message", "details", "extra_info"}]}}``.
+        cancelled_prompt_id: for the partial case, the id of the prompt the server had queued (now cancelled).
     """
 
-    def __init__(self, error: Mapping[str, Any], node_errors: Mapping[str, Any]):
+    def __init__(self, error: Mapping[str, Any], node_errors: Mapping[str, Any],
+                 cancelled_prompt_id: str | None = None):
         self.error = dict(error)
         self.node_errors = dict(node_errors)
+        self.cancelled_prompt_id = cancelled_prompt_id
         super().__init__(format_validation_error(self.error, self.node_errors))
 
 
@@ -500,6 +505,8 @@ class RunResult:
     interrupted_node: str | None = None
     seconds: float = 0.0
     messages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # submit(allow_partial=True): the outputs that failed validation and did not run (the server's node_errors)
+    node_errors: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -515,8 +522,11 @@ class RunResult:
         return self
 
 
+PARTIAL_PROMPT_ERROR = "prompt_outputs_partially_failed_validation"  # our own type for the HTTP 200 case
+
+
 def format_validation_error(error: Mapping[str, Any], node_errors: Mapping[str, Any]) -> str:
-    """Readable text for a 400 from /prompt: one line per node input error, else the top-level message."""
+    """Readable text for a refused graph: one line per node input error, else the top-level message."""
     lines = []
     for nid, info in node_errors.items():
         for err in info.get("errors", []):
@@ -527,7 +537,10 @@ def format_validation_error(error: Mapping[str, Any], node_errors: Mapping[str, 
     if not lines:
         details = f": {error['details']}" if error.get("details") else ""
         lines.append(f"{error.get('message', error.get('type', 'invalid prompt'))}{details}")
-    return "prompt failed validation:\n  " + "\n  ".join(lines)
+    head = "prompt failed validation"
+    if error.get("type") == PARTIAL_PROMPT_ERROR:
+        head += f" ({error.get('message')})"
+    return head + ":\n  " + "\n  ".join(lines)
 
 
 def submit(
@@ -536,22 +549,41 @@ def submit(
     on_progress: Callable[[Progress], None] | None = None,
     timeout: float | None = None,
     on_queued: Callable[[str], None] | None = None,
+    allow_partial: bool = False,
 ) -> RunResult:
     """Queue ``prompt`` and follow it over the websocket until it finishes; returns its RunResult.
 
     ``on_progress`` gets a Progress when a node starts and for every ProgressBar update; ``on_queued`` gets the
     prompt id as soon as the server accepted it (so a Ctrl-C handler can ``interrupt`` it).
 
+    ComfyUI accepts a prompt in which only SOME outputs fail validation (HTTP 200) and runs the others. That is
+    refused here as well, so a headless run cannot "succeed" with half its graph: the queued prompt is cancelled
+    and PromptValidationError names every failing node. ``allow_partial=True`` runs what validated instead; the
+    result's ``node_errors`` then lists what did not run.
+
     Raises:
-        PromptValidationError: the server refused the graph (HTTP 400).
+        PromptValidationError: the server refused the graph (HTTP 400), or some of its outputs (HTTP 200 with
+            ``node_errors``, unless ``allow_partial``).
         ServerGoneError: the server stopped while the prompt ran.
         TimeoutError: ``timeout`` seconds passed.
     """
-    return asyncio.run(_submit(server, dict(prompt), on_progress, timeout, on_queued))
+    return asyncio.run(_submit(server, dict(prompt), on_progress, timeout, on_queued, allow_partial))
+
+
+def _cancel_queued(server: ServerHandle, prompt_id: str, wait_s: float = 60.0) -> None:
+    """Drop a prompt the server accepted (pending: dequeued; running: interrupted) and wait until it is gone."""
+    interrupt(server, prompt_id)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        queue = requests.get(server.url + "/queue", timeout=10).json()
+        if all(item[1] != prompt_id for item in (*queue.get("queue_running", []), *queue.get("queue_pending", []))):
+            return
+        time.sleep(0.2)
+    log.warning("prompt %s was cancelled but is still in the server's queue after %.0f s", prompt_id, wait_s)
 
 
 async def _submit(server: ServerHandle, prompt: dict[str, Any], on_progress, timeout: float | None,
-                  on_queued) -> RunResult:
+                  on_queued, allow_partial: bool = False) -> RunResult:
     client_id = uuid.uuid4().hex
     ws_url = server.url.replace("http", "ws", 1) + f"/ws?clientId={client_id}"
     t0 = time.monotonic()
@@ -565,6 +597,14 @@ async def _submit(server: ServerHandle, prompt: dict[str, Any], on_progress, tim
                 if r.status != 200:
                     raise ComfyClientError(f"POST /prompt answered {r.status}: {body}")
             prompt_id = body["prompt_id"]
+            skipped = body.get("node_errors") or {}
+            if skipped and not allow_partial:
+                await asyncio.to_thread(_cancel_queued, server, prompt_id)
+                error = {"type": PARTIAL_PROMPT_ERROR,
+                         "message": f"the server queued only the outputs that validated, as prompt {prompt_id}; "
+                                    "it was cancelled. Fix these inputs, or allow partial prompts to run the rest "
+                                    "(vp_run.py --allow-partial; submit(allow_partial=True))"}
+                raise PromptValidationError(error, skipped, cancelled_prompt_id=prompt_id)
             if on_queued:
                 on_queued(prompt_id)
             follow = _follow(ws, prompt_id, prompt, on_progress)
@@ -573,7 +613,9 @@ async def _submit(server: ServerHandle, prompt: dict[str, Any], on_progress, tim
             except asyncio.TimeoutError:
                 raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout} s") from None
         history = await _fetch_history(session, server, prompt_id)
-    return _result(prompt_id, history, messages, time.monotonic() - t0)
+    result = _result(prompt_id, history, messages, time.monotonic() - t0)
+    result.node_errors = dict(skipped)
+    return result
 
 
 async def _follow(ws, prompt_id: str, prompt: Mapping[str, Any], on_progress) -> list[tuple[str, dict]]:

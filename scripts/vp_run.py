@@ -1,10 +1,11 @@
 """Run an API-format ComfyUI workflow headless on the pinned host (or on a running server) and collect its outputs.
 
     .venv/bin/python scripts/vp_run.py WORKFLOW.json [--input NAME=PATH ...] [--set NODE.INPUT=VALUE ...]
-        [--output-dir DIR] [--server URL] [--models-dir DIR]
+        [--output-dir DIR] [--server URL] [--models-dir DIR] [--allow-partial]
 
 Exit codes: 0 success; 1 a node failed (its id, class and message are printed) or the server failed;
-2 bad arguments, a UI-format workflow, or a graph the server refused (validation errors); 130 Ctrl-C
+2 bad arguments, a UI-format workflow, or a graph the server refused (validation errors, also when only some
+of its outputs fail: nothing runs unless --allow-partial); 130 Ctrl-C
 (the running prompt is interrupted first).
 """
 from __future__ import annotations
@@ -112,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="model folders (videopainter/, diffusion_models/, vae/, loras/, text_encoders/) for the "
                          "started host (default: models/ in the repo); ignored with --server")
     ap.add_argument("--timeout", type=float, default=None, help="give up after this many seconds of execution")
+    ap.add_argument("--allow-partial", action="store_true",
+                    help="when some outputs fail validation, run the others (ComfyUI's own behaviour) and list what "
+                         "was skipped; by default such a graph is refused (exit 2) and nothing runs")
     return ap
 
 
@@ -148,8 +152,12 @@ def main(argv: list[str] | None = None) -> int:
         for name, path in inputs:
             cc.upload_input(server, name, path)
         t0 = time.monotonic()
-        result = cc.submit(server, prompt, on_progress=progress, timeout=args.timeout, on_queued=prompt_id.append)
+        result = cc.submit(server, prompt, on_progress=progress, timeout=args.timeout, on_queued=prompt_id.append,
+                           allow_partial=args.allow_partial)
         progress.done()
+        if result.node_errors:
+            say("warning (--allow-partial: the outputs that validated ran, these did not): "
+                + cc.format_validation_error({}, result.node_errors))
         if not result.ok:
             if result.error is not None:
                 say(f"error: {result.error}")

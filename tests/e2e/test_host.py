@@ -123,6 +123,45 @@ def test_validation_error_is_readable(server):
     assert cc.submit(server, cc.load_workflow(WINDOW_PLAN)).ok
 
 
+def two_outputs(valid: dict, bad_total_frames: int = -1) -> dict:
+    """``valid`` plus a window plan of its own (node "50") that fails validation: ComfyUI answers such a prompt with
+    HTTP 200, queues the valid outputs and returns the other's errors as ``node_errors``."""
+    return {**valid, "50": {"class_type": "VideoPainterWindowPlan", "_meta": {"title": "bad_plan"},
+                            "inputs": {"total_frames": bad_total_frames, "window_frames": 49, "overlap_frames": 1,
+                                       "window_mode": "fixed"}}}
+
+
+PARTIAL_LINE = "node 50 (VideoPainterWindowPlan), input 'total_frames': Value -1 smaller than min of 0: total_frames"
+
+
+def test_partially_valid_prompt_is_refused_and_its_queued_half_cancelled(server):
+    slow = slow_prompt(6)
+    slow["1"]["inputs"]["color"] = 0x123456  # not in the server's cache from the other blur tests
+    with pytest.raises(cc.PromptValidationError) as e:
+        cc.submit(server, two_outputs(slow), timeout=120)
+    message = str(e.value)
+    assert message.startswith("prompt failed validation (the server queued only the outputs that validated"), message
+    assert message.endswith("\n  " + PARTIAL_LINE), message
+    assert e.value.error["type"] == cc.PARTIAL_PROMPT_ERROR and set(e.value.node_errors) == {"50"}
+    cancelled = e.value.cancelled_prompt_id
+    queue = requests.get(server.url + "/queue", timeout=10).json()
+    assert cancelled not in [item[1] for item in queue["queue_running"] + queue["queue_pending"]], queue
+    history = requests.get(f"{server.url}/history/{cancelled}", timeout=10).json().get(cancelled)
+    if history is not None:  # it had started: interrupted, and the blur chain's output never came
+        assert "99" not in history["outputs"], history["outputs"]
+        assert "execution_success" not in [m[0] for m in history["status"]["messages"]], history["status"]
+    assert cc.submit(server, cc.load_workflow(WINDOW_PLAN)).ok
+
+
+def test_partially_valid_prompt_runs_its_valid_half_when_allowed(server):
+    plan = cc.apply_overrides(cc.load_workflow(WINDOW_PLAN), {"window_plan.total_frames": 2345})
+    result = cc.submit(server, two_outputs(plan), allow_partial=True, timeout=60).raise_for_status()
+    assert set(result.outputs) == {"1"}, result.outputs
+    assert result.outputs["1"]["text"][0].startswith("fixed plan: 2345 input frames"), result.outputs
+    assert set(result.node_errors) == {"50"}
+    assert cc.format_validation_error({}, result.node_errors).endswith(PARTIAL_LINE)
+
+
 def test_interrupt_stops_a_running_prompt(server):
     ids: list[str] = []
     seen: list[cc.Progress] = []
@@ -207,6 +246,20 @@ def test_vp_run_validation_error_exits_2(server, tmp_path):
     r = vp_run(str(WINDOW_PLAN), "--server", server.url, "--set", "1.total_frames=-1", "--output-dir", str(tmp_path))
     assert r.returncode == 2, r.stderr
     assert "node 1 (VideoPainterWindowPlan), input 'total_frames': Value -1 smaller than min of 0" in r.stderr
+
+
+def test_vp_run_refuses_a_partially_valid_graph_unless_allowed(server, tmp_path):
+    workflow = tmp_path / "half_valid.json"
+    workflow.write_text(json.dumps(two_outputs(cc.apply_overrides(cc.load_workflow(WINDOW_PLAN),
+                                                                  {"window_plan.total_frames": 3456}))))
+    r = vp_run(str(workflow), "--server", server.url, "--output-dir", str(tmp_path / "refused"))
+    assert r.returncode == 2, r.stderr
+    assert PARTIAL_LINE in r.stderr and "--allow-partial" in r.stderr, r.stderr
+    assert not (tmp_path / "refused").exists()
+    r = vp_run(str(workflow), "--server", server.url, "--allow-partial", "--output-dir", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert "warning (--allow-partial" in r.stderr and PARTIAL_LINE in r.stderr, r.stderr
+    assert (tmp_path / "out" / "window_plan_1.txt").read_text().startswith("fixed plan: 3456 input frames")
 
 
 def test_vp_run_usage_errors_exit_2(server, tmp_path):

@@ -282,29 +282,93 @@ def _resize_image(img: Tensor, height: int, width: int) -> Tensor:
     return torch.from_numpy(np.array(Image.fromarray(img.numpy()).resize((width, height), Image.LANCZOS)))
 
 
-def _center_crop(x: Tensor, aspect: float) -> Tensor:
-    h, w = x.shape[1], x.shape[2]
-    if w / h > aspect:
-        nw = int(round(h * aspect))
-        left = (w - nw) // 2
-        return x[:, :, left:left + nw]
-    nh = int(round(w / aspect))
-    top = (h - nh) // 2
-    return x[:, top:top + nh]
+# A first frame of another size than the clip counts as "of the clip's aspect" within this relative tolerance: core's
+# VAE nodes crop images to their latent grid (multiples of 8), so FLUX Fill's result on an 854x480 frame is 848x480
+# (0.7 %); on sides of 400 px and more such crops stay under 2 %.
+FIRST_FRAME_ASPECT_TOLERANCE = 0.02
 
 
-def _first_frame(first_frame: Tensor | None, frame0: Tensor) -> Tensor | None:
-    """The inpainted first frame (IMAGE) as uint8 of the video's size (resized with a warning when it is not)."""
-    if first_frame is None:
-        return None
-    ff = to_uint8(first_frame[0] if first_frame.ndim == 4 else first_frame)
-    if ff.shape != frame0.shape:
+@dataclass(frozen=True)
+class FrameGeometry:
+    """How a source frame (``source`` = height, width) becomes the model's input at ``working`` size: the region
+    ``crop`` = (top, left, height, width) of every frame is kept (the whole frame with ``stretch``; the centred
+    region of the working aspect with ``center_crop``) and each window resizes it to the working size (Lanczos).
+
+    The one place that decides the geometry of the video, the mask and the first frame alike (``frame_geometry``)."""
+
+    source: tuple[int, int]
+    working: tuple[int, int]
+    crop: tuple[int, int, int, int]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the kept region: the frames' size in the pipeline until a window resizes them."""
+        return self.crop[2], self.crop[3]
+
+    @property
+    def crops(self) -> bool:
+        return self.size != self.source
+
+    def apply(self, x: Tensor) -> Tensor:
+        """The kept region of frames ``[T, H, W, ...]`` of the source size (a view)."""
+        top, left, h, w = self.crop
+        return x[:, top:top + h, left:left + w]
+
+    def first_frame(self, first_frame: Tensor | None) -> Tensor | None:
+        """The inpainted first frame (IMAGE ``[1, H, W, 3]`` or ``[H, W, 3]``) as uint8 ``[*self.size, 3]``, placed
+        like frame 0 of the clip:
+
+        - at the clip's (source) size: cut exactly like the video (frame 0 of an image inpainter's output);
+        - at the working size: taken as already cut and resized (not cut again), only scaled to ``self.size``;
+        - any other size of the clip's aspect ratio (within ``FIRST_FRAME_ASPECT_TOLERANCE``): the same cut as the
+          video, then resized (with a warning);
+        - otherwise a ValueError: stretching it would move its content against the clip's frames.
+        """
+        if first_frame is None:
+            return None
+        ff = to_uint8(first_frame[0] if first_frame.ndim == 4 else first_frame)
+        shape = tuple(ff.shape[:2])
+        if shape == self.source:
+            return self.apply(ff[None])[0].contiguous()
+        if shape == self.working:
+            log.info("first_frame is at the working size %dx%d (WxH): used as the clip's frame 0 after %s",
+                     shape[1], shape[0], "the crop and resize" if self.crops else "the resize")
+            return _resize_image(ff, *self.size) if shape != self.size else ff
+        (sh, sw), (wh, ww) = self.source, self.working
+        if abs((shape[1] / shape[0]) / (sw / sh) - 1) > FIRST_FRAME_ASPECT_TOLERANCE:
+            raise ValueError(
+                f"first_frame is {shape[1]}x{shape[0]} (WxH) but the video is {sw}x{sh} (working size {ww}x{wh}): its "
+                "aspect ratio differs, so it cannot be placed on frame 0 without moving its content. Give frame 0 of "
+                f"this clip after the image inpainter at the video's size {sw}x{sh} (e.g. 'VideoPainter First Frame for "
+                f"Inpainting' -> FLUX Fill), or one already cut and resized to the working size {ww}x{wh}"
+            )
         log.warning(
-            "first_frame is %dx%d (WxH) but the video is %dx%d: resizing it (Lanczos); give a first frame of the "
-            "video's size to avoid the resize", ff.shape[1], ff.shape[0], frame0.shape[1], frame0.shape[0],
+            "first_frame is %dx%d (WxH) but the video is %dx%d: %s (Lanczos); give a first frame of the video's size "
+            "to avoid the resize", shape[1], shape[0], sw, sh,
+            "cropping it like the video and resizing it" if self.crops else "resizing it",
         )
-        ff = _resize_image(ff, frame0.shape[0], frame0.shape[1])
-    return ff
+        own = frame_geometry(shape[0], shape[1], width=ww, height=wh, resize_mode="center_crop" if self.crops else "stretch")
+        return _resize_image(own.apply(ff[None])[0].contiguous(), *self.size)
+
+
+def frame_geometry(source_height: int, source_width: int, *, width: int, height: int, resize_mode: str) -> FrameGeometry:
+    """The :class:`FrameGeometry` of source frames ``source_width`` x ``source_height`` for the working size
+    ``width`` x ``height`` and ``resize_mode`` (``stretch``: the whole frame; ``center_crop``: the centred region of
+    the working aspect, rounded to whole pixels)."""
+    if resize_mode not in RESIZE_MODES:
+        raise ValueError(f"resize_mode: expected one of {', '.join(RESIZE_MODES)}; got {resize_mode!r}")
+    h, w, top, left = source_height, source_width, 0, 0
+    if resize_mode == "center_crop":
+        aspect = width / height
+        if w / h > aspect:
+            w = int(round(h * aspect))
+            left = (source_width - w) // 2
+        else:
+            h = int(round(w / aspect))
+            top = (source_height - h) // 2
+    return FrameGeometry((source_height, source_width), (height, width), (top, left, h, w))
+
+
 def _log_no_first_frame(first_frame_gt: bool) -> None:
     what = (
         "no first_frame given: frame 0 is inpainted like every other frame (its original pixels inside the hole are "
@@ -355,17 +419,14 @@ def prepare_inpaint(
     for name, t in (("video", frames), ("mask", masks), ("first_frame", first_frame)):
         check_finite(name, t)
     check_size(width, height)
-    if resize_mode not in RESIZE_MODES:
-        raise ValueError(f"resize_mode: expected one of {', '.join(RESIZE_MODES)}; got {resize_mode!r}")
+    geometry = frame_geometry(frames.shape[1], frames.shape[2], width=width, height=height, resize_mode=resize_mode)
+    ff = geometry.first_frame(first_frame)
     step = logged_frame_step(source_fps, target_fps, fps_rule)
     total = frames.shape[0]
     frames = frames[::step]
     masks = masks[::step] if masks.shape[0] == total else masks.expand(frames.shape[0], -1, -1)
-    if resize_mode == "center_crop":
-        frames, masks = _center_crop(frames, width / height), _center_crop(masks, width / height)
-    video = to_uint8(frames)
-    hole = ((masks > threshold).to(torch.uint8) * 255).contiguous()
-    ff = _first_frame(first_frame, video[0])
+    video = to_uint8(geometry.apply(frames))
+    hole = ((geometry.apply(masks) > threshold).to(torch.uint8) * 255).contiguous()
     if ff is None:
         _log_no_first_frame(first_frame_gt)
     pipe = first_frame_inputs(video, hole, ff, dilate_size, first_frame_gt)
@@ -434,19 +495,12 @@ def prepare_stream(
             "of the video's size"
         )
     check_size(width, height)
-    if resize_mode not in RESIZE_MODES:
-        raise ValueError(f"resize_mode: expected one of {', '.join(RESIZE_MODES)}; got {resize_mode!r}")
     if first_frame is not None:
         check_finite("first_frame", first_frame)
-    views = []
-    for src in (video, hole):
-        if resize_mode == "center_crop":
-            aspect = width / height
-            h, w = _center_crop(torch.empty(1, src.height, src.width), aspect).shape[1:]
-            src = Mapped(src, lambda x, _s, a=aspect: _center_crop(x, a).contiguous(), h, w)
-        views.append(src)
-    video, hole = views
-    ff = _first_frame(first_frame, video.read(0, 1)[0])
+    geometry = frame_geometry(video.height, video.width, width=width, height=height, resize_mode=resize_mode)
+    ff = geometry.first_frame(first_frame)
+    if geometry.crops:
+        video, hole = (Mapped(src, lambda x, _s: geometry.apply(x).contiguous(), *geometry.size) for src in (video, hole))
     if ff is None:  # as first_frame_inputs: frame 0 is a hole like the others, no I2V image, first_frame_gt void
         _log_no_first_frame(first_frame_gt)
     pipe = PipelineInputs(

@@ -111,11 +111,19 @@ def test_14_nan_video_and_mask(clip_tensors):
 
 def test_12_first_frame_of_another_size_is_resized_with_a_warning(clip_tensors, caplog):
     video, mask = clip_tensors
-    small = torch.nn.functional.interpolate(video[:1].permute(0, 3, 1, 2), size=(40, 48)).permute(0, 2, 3, 1)
+    small = torch.nn.functional.interpolate(video[:1].permute(0, 3, 1, 2), size=(48, 40)).permute(0, 2, 3, 1)
     with caplog.at_level(logging.WARNING):
         job = encoded(video, mask, first_frame=small)[0]
     assert job.pipeline.image.shape == (HEIGHT, WIDTH, 3)
-    assert "first_frame is 48x40 (WxH) but the video is 80x96: resizing it (Lanczos)" in caplog.text
+    assert "first_frame is 40x48 (WxH) but the video is 80x96: resizing it (Lanczos)" in caplog.text
+
+
+def test_12_first_frame_of_another_aspect_is_refused(clip_tensors):
+    video, mask = clip_tensors
+    wide = torch.nn.functional.interpolate(video[:1].permute(0, 3, 1, 2), size=(40, 48)).permute(0, 2, 3, 1)
+    with pytest.raises(ValueError, match=r"^first_frame is 48x40 \(WxH\) but the video is 80x96 \(working size "
+                                         r"80x96\): its aspect ratio differs"):
+        encoded(video, mask, first_frame=wide)
 
 
 def test_7_encode_checks_the_size_before_running():

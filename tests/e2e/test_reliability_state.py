@@ -77,17 +77,24 @@ def test_16_1_an_id_state_file_missing_a_tensor(server, tmp_path):
 # ------------------------------------------------------------------------------------------------ 16.2 fit
 
 
-@pytest.mark.parametrize("change, key", [
-    pytest.param({"encode_part2.width": 64}, "state_other_size", marks=pytest.mark.xfail(strict=True, reason=(
-        "written for the pre-streaming parts workflow (two encoders); the streamed one cuts one encoded clip with "
-        "VideoPainter Cut Part, so part 2 cannot have another size there: port this case to a separately encoded "
-        "part 2"))),
+def part2_encoded_separately(parts: dict) -> dict:
+    """The parts workflow with part 2 cut from an encoder of its own (titled ``encode_part2``, a copy of ``encode``),
+    so part 2 can have other encode settings than part 1 (the streamed workflow cuts both from one encoded clip)."""
+    parts = {k: {**v, "inputs": dict(v["inputs"])} for k, v in parts.items()}
+    encode = cc.find_node(parts, "encode")
+    parts["90"] = {**parts[encode], "inputs": dict(parts[encode]["inputs"]), "_meta": {"title": "encode_part2"}}
+    node(parts, "part2")["inputs"]["inpaint"] = ["90", 0]
+    return parts
+
+
+@pytest.mark.parametrize("change, key", [({"encode_part2.width": 64}, "state_other_size"),
                                          ({"sampler_part2.cfg": 1.0}, "state_other_cfg")])
 def test_16_2_a_chained_state_that_does_not_fit_is_refused_before_any_step(server, change, key):
-    """Today's main: another working size meets the positional-embedding check with a message that does not name
-    the state; another cfg crashes in the transformer ("Sizes of tensors must match")."""
-    parts = cc.apply_overrides(cc.load_workflow(PARTS), {**cc.demo_sets(PARTS), **change,
-                                                         "sampler_part1.steps": 1, "sampler_part2.steps": 1})
+    """Part 2 continues part 1's ID state but runs at another working size (part 2 encoded separately, at 64x96
+    instead of 80x96) or with another cfg: the sampler refuses the state, naming the difference, before any step."""
+    parts = part2_encoded_separately(cc.load_workflow(PARTS))
+    parts = cc.apply_overrides(parts, {**cc.demo_sets(PARTS), "encode_part2.width": 80, "encode_part2.height": 96,
+                                       **change, "sampler_part1.steps": 1, "sampler_part2.steps": 1})
     steps_of_part2 = []
 
     def on_progress(p: cc.Progress) -> None:

@@ -73,18 +73,29 @@ def host_reads_in_float() -> bool:
     return not np.allclose(core, direct, atol=1e-2)
 
 
+def quarter_turns(rotation: float) -> int:
+    """Counter-clockwise quarter turns that show a frame upright, from its display rotation (PyAV's
+    ``VideoFrame.rotation``: degrees counter-clockwise, as players apply it); ``rotation // 90`` as ComfyUI 0.2x's
+    own reader turns frames (a display matrix's mirror flips are ignored there too)."""
+    return int(rotation // 90) % 4
+
+
 def to_rgb24(frame: av.VideoFrame) -> np.ndarray:
-    """One decoded frame as ``uint8 [H, W, 3]``. YUV and gray frames are converted as the host's own reader converts
-    them (see ``host_reads_in_float``), the float path rounded to the nearest uint8 (within 1/510 of core's float
-    IMAGE). RGB frames (lossless FFV1 ``bgr0``, PNG sequences, ...) keep the file's bytes on every host: swscale's
-    8-bit RGB -> float conversion reads up to 0.98/255 dark, so there this path is exact where core 0.2x is not."""
+    """One decoded frame, upright (turned by its display rotation, see ``quarter_turns``), as ``uint8 [H, W, 3]``.
+
+    YUV and gray frames are converted as the host's own reader converts them (see ``host_reads_in_float``), the
+    float path rounded to the nearest uint8 (within 1/510 of core's float IMAGE). RGB frames (lossless FFV1
+    ``bgr0``, PNG sequences, ...) keep the file's bytes on every host: swscale's 8-bit RGB -> float conversion reads
+    up to 0.98/255 dark, so there this path is exact where core 0.2x is not."""
+    turns = quarter_turns(frame.rotation)
     if frame.format.name in _RGB24_ON_EVERY_HOST or frame.format.is_rgb or not host_reads_in_float():
-        return frame.to_ndarray(format="rgb24")
-    h, w = frame.height, frame.width
-    if w % 32:  # padded like core pads (swscale's float path is not deterministic on other widths), then cropped
-        frame = _padded(frame)
-    img = frame.to_ndarray(format="gbrpf32le")[:h, :w]
-    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+        img = frame.to_ndarray(format="rgb24")
+    else:
+        h, w = frame.height, frame.width
+        if w % 32:  # padded like core pads (swscale's float path is not deterministic on other widths), then cropped
+            frame = _padded(frame)
+        img = np.clip(np.rint(frame.to_ndarray(format="gbrpf32le")[:h, :w] * 255.0), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(np.rot90(img, k=turns)) if turns else img
 
 
 def _padded(frame: av.VideoFrame) -> av.VideoFrame:
@@ -237,17 +248,21 @@ def _opener(source: Source) -> Callable[[], av.container.InputContainer]:
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What a file says about its first video stream (``frames`` counted from its packets, without decoding)."""
+    """What a file says about its first video stream (``frames`` counted from its packets). ``width`` x ``height``
+    is the size of the frames ``read`` returns: upright, so swapped from the stored size when the display rotation
+    (``rotation``, degrees counter-clockwise) is a quarter turn."""
 
     frames: int
     fps: Fraction
     width: int
     height: int
     has_audio: bool
+    rotation: int = 0
 
 
 def probe(source: Source, trim: tuple[float, float] = (0.0, 0.0), name: str = "video") -> VideoInfo:
-    """Frame count (packets of the video stream inside the trim window), frame rate and size of a file."""
+    """Frame count (packets of the video stream inside the trim window), frame rate, upright size and display
+    rotation of a file. Only the first frame is decoded (the display rotation comes with the decoded frames)."""
     try:
         with _opener(source)() as c:
             if not c.streams.video:
@@ -255,8 +270,19 @@ def probe(source: Source, trim: tuple[float, float] = (0.0, 0.0), name: str = "v
             s = c.streams.video[0]
             fps = Fraction(s.average_rate) if s.average_rate else (Fraction(s.guessed_rate) if s.guessed_rate else Fraction(0))
             lo, hi = _trim_pts(s, trim)
-            n = sum(1 for p in c.demux(s) if p.pts is not None and p.size > 0 and lo <= p.pts < hi)
-            return VideoInfo(n, fps, s.codec_context.width, s.codec_context.height, bool(c.streams.audio))
+            n, rotation = 0, None
+            for p in c.demux(s):
+                if rotation is None and p.size > 0:
+                    try:
+                        rotation = next((f.rotation for f in p.decode()), None)
+                    except av.error.InvalidDataError:  # a damaged first packet: the next frame tells
+                        pass
+                n += p.pts is not None and p.size > 0 and lo <= p.pts < hi
+            rotation = int(rotation or 0)
+            w, h = s.codec_context.width, s.codec_context.height
+            if quarter_turns(rotation) % 2:
+                w, h = h, w
+            return VideoInfo(n, fps, w, h, bool(c.streams.audio), rotation)
     except av.FFmpegError as e:
         raise ValueError(f"{name}: cannot read the video file ({e}); check that it is a video PyAV/FFmpeg can open") from e
 

@@ -16,7 +16,8 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 
-from .loaders import CheckpointError, LoraPatches, load_lora
+from .loaders import CheckpointError, LoraPatches, ManagedModule, load_lora
+from .model.transformer import CogVideoXTransformer
 
 log = logging.getLogger(__name__)
 BRANCH_KEY = "videopainter"
@@ -42,8 +43,7 @@ class LoraRecord:
 
 def is_videopainter_model(model) -> bool:
     """A MODEL made by VideoPainter Backbone Loader (not an SD/Flux/... model)."""
-    inner = getattr(getattr(model, "model", None), "diffusion_model", None)
-    return inner is not None and type(inner).__name__ == "CogVideoXTransformer"
+    return isinstance(getattr(getattr(model, "model", None), "diffusion_model", None), CogVideoXTransformer)
 
 
 def _model_kind(model) -> str:
@@ -51,7 +51,7 @@ def _model_kind(model) -> str:
     inner = getattr(model, "model", None)
     if inner is None:
         return f"{type(model).__name__} (not a MODEL)"
-    if type(inner).__name__ == "ManagedModule":  # one of this pack's patchers (e.g. the branch)
+    if isinstance(inner, ManagedModule):  # one of this pack's patchers (e.g. the branch): name what it holds
         return type(next(inner.children(), inner)).__name__
     return type(inner).__name__
 

@@ -82,10 +82,12 @@ def _bounce(s: float, span: int) -> int:
     return int(round((s if s <= 1.0 else 2.0 - s) * span))
 
 
-def write_mp4(path: Path, frames: np.ndarray, fps: int = 8, crf: int = 18, codec: str = "h264") -> Path:
+def write_mp4(path: Path, frames: np.ndarray, fps: int = 8, crf: int = 18, codec: str = "h264",
+              rotation: int = 0) -> Path:
     """Encode uint8 RGB ``(T, H, W, 3)`` or gray ``(T, H, W)`` frames as H.264 yuv420p, or losslessly with
     ``codec="ffv1"`` (bgr0) or ``codec="png"`` (rgb24, which every ComfyUI host's own reader returns byte for byte;
-    in .mov)."""
+    in .mov). ``rotation``: a display rotation in degrees counter-clockwise (as phones store portrait clips; read
+    back as PyAV's ``VideoFrame.rotation``), the frames stored as given."""
     if frames.ndim == 3:
         frames = np.repeat(frames[..., None], 3, axis=-1)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,6 +97,8 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int = 8, crf: int = 18, codec
         stream.pix_fmt = {"ffv1": "bgr0", "png": "rgb24"}.get(codec, "yuv420p")
         if codec not in ("ffv1", "png"):
             stream.options = {"crf": str(crf), "preset": "medium"}
+        if rotation:
+            stream.set_display_rotation(rotation)
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                 container.mux(packet)

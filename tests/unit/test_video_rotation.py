@@ -30,19 +30,8 @@ def stored_frames() -> np.ndarray:
 
 
 def write_rotated(path: Path, frames: np.ndarray, degrees: int, codec: str = "png") -> Path:
-    """``frames`` stored as they are, with a display matrix that rotates them ``degrees`` counter-clockwise
-    (PyAV's ``set_display_rotation``, read back as ``VideoFrame.rotation``)."""
-    with av.open(str(path), mode="w") as c:
-        s = c.add_stream({"png": "png", "ffv1": "ffv1"}.get(codec, "libx264"), rate=8)
-        s.width, s.height = frames.shape[2], frames.shape[1]
-        s.pix_fmt = {"png": "rgb24", "ffv1": "bgr0"}.get(codec, "yuv420p")
-        s.set_display_rotation(degrees)
-        for frame in frames:
-            for packet in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                c.mux(packet)
-        for packet in s.encode():
-            c.mux(packet)
-    return path
+    """``frames`` stored as they are, with a display matrix that rotates them ``degrees`` counter-clockwise."""
+    return make_sample_clip.write_mp4(path, frames, 8, codec=codec, rotation=degrees)
 
 
 def upright(frames: np.ndarray, degrees: int) -> np.ndarray:

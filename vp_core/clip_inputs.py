@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from . import preprocess, video_io
-from .video_io import MASK_CHANNELS, FileSource, FrameSource, TensorSource, VideoInfo, mask_from_rgb, probe
+from .video_io import MASK_CHANNELS, FileSource, FrameSource, TensorSource, VideoInfo, mask_reader, probe
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,10 @@ def video_frame(video, index: int = 0, name: str = "video") -> Tensor:
     return video_io.video_frame(video.get_stream_source(), index, name, _trim(video)).float()[None] / 255.0
 
 
-def _open(video, step: int, s: ClipSettings, name: str) -> FileSource:
+def _open(video, step: int, s: ClipSettings, name: str, post=None) -> FileSource:
     info, trim = _probe(video, name)
-    return FileSource(video.get_stream_source(), step, s.skip_first_frames, s.frame_load_cap, trim, name, info=info)
+    return FileSource(video.get_stream_source(), step, s.skip_first_frames, s.frame_load_cap, trim, name, info=info,
+                      post=post)
 
 
 def _sample(t: Tensor, step: int, s: ClipSettings) -> Tensor:
@@ -106,8 +107,7 @@ def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: 
     if is_video(mask):
         if s.mask_channel not in MASK_CHANNELS:
             raise ValueError(f"mask_channel: expected one of {', '.join(MASK_CHANNELS)}; got {s.mask_channel!r}")
-        m = _open(mask, step, s, "mask")
-        hole: FrameSource = _Threshold(m, s.mask_channel, s.threshold)
+        hole: FrameSource = _open(mask, step, s, "mask", post=mask_reader(s.mask_channel, s.threshold))
     else:
         m = _mask_batch(mask)
         preprocess.check_finite("mask", m)
@@ -124,20 +124,3 @@ def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: 
     log.info("encode: %s, %d frames after sampling (every %d-th from frame %d), read window by window",
              "VIDEO" if is_video(video) else "IMAGE batch", len(frames), step, s.skip_first_frames)
     return preprocess.prepare_stream(frames, hole, first_frame, fps=out_fps, audio=audio, **common)
-
-
-class _Threshold(FrameSource):
-    """A mask video's frames as binary holes (``mask_from_rgb``)."""
-
-    def __init__(self, src: FileSource, channel: str, threshold: float):
-        self.src, self.channel, self.threshold = src, channel, threshold
-        self.height, self.width = src.height, src.width
-
-    def __len__(self) -> int:
-        return len(self.src)
-
-    def reopen(self) -> "_Threshold":
-        return _Threshold(self.src.reopen(), self.channel, self.threshold)
-
-    def read(self, start: int, end: int) -> Tensor:
-        return mask_from_rgb(self.src.read(start, end), self.channel, self.threshold)

@@ -387,6 +387,10 @@ class PipelineVideo(FrameSource):
     def reopen(self) -> "PipelineVideo":
         return PipelineVideo(self.frames.reopen(), self.hole.reopen(), self.first)
 
+    def close(self) -> None:
+        self.frames.close()
+        self.hole.close()
+
     def __len__(self) -> int:
         return len(self.frames)
 

@@ -116,7 +116,7 @@ def activation_bytes(cfg, latent_frames: int, lat_h: int, lat_w: int, batch: int
     return per_buffer * (15 + (4 if id_resample else 0))
 
 
-READ_CHUNK = 16  # source frames read and resized at a time: bounds the source-resolution copies of a window
+READ_CHUNK = 4  # source frames read and resized at a time: bounds the source-resolution copies of a window
 
 
 def _window_pixels(src: video_io.Frames, win: Window, convert: Callable[[Tensor], Tensor]) -> Tensor:
@@ -424,4 +424,8 @@ def run_inpaint(model, vae: VideoVAE, job: "preprocess.InpaintInput", positive: 
     sched = model.get_attachment(attach.SCHEDULER_KEY) or dict(DEFAULT_SCHEDULER)
     models = Models(model, branch, vae, sched, attach.has_id_lora(model))
     cond = InpaintConditioning(job.pipeline.video, job.pipeline.masks, job.pipeline.image, positive, negative, job.height, job.width)
-    return Sampler(models, cond, plan, s, on_step=on_step, interrupt=interrupt).run(id_state, capture_final, reset_windows, on_checkpoint)
+    try:
+        return Sampler(models, cond, plan, s, on_step=on_step, interrupt=interrupt).run(id_state, capture_final, reset_windows, on_checkpoint)
+    finally:  # the job stays in ComfyUI's cache: its readers let go of their decoders and kept frames until reused
+        video_io.close(cond.video)
+        video_io.close(cond.masks)

@@ -120,6 +120,9 @@ class FrameSource:
         """A reader of the same frames with its own position (stateless sources return themselves)."""
         return self
 
+    def close(self) -> None:
+        """Release decoders and kept frames (a later read opens the file again)."""
+
 
 Frames = Union[Tensor, FrameSource]
 
@@ -197,6 +200,9 @@ class Mapped(FrameSource):
     def reopen(self) -> "Mapped":
         return Mapped(self.src.reopen(), self.fn, self.height, self.width)
 
+    def close(self) -> None:
+        self.src.close()
+
     def read(self, start: int, end: int) -> Tensor:
         return self.fn(self.src.read(start, end), start)
 
@@ -214,8 +220,17 @@ class Slice(FrameSource):
     def reopen(self) -> "Slice":
         return Slice(self.src.reopen(), self.start, self.end)
 
+    def close(self) -> None:
+        self.src.close()
+
     def read(self, start: int, end: int) -> Tensor:
         return self.src.read(self.start + start, self.start + end)
+
+
+def close(src: Frames) -> None:
+    """``src.close()`` for a source (a tensor holds no decoder)."""
+    if isinstance(src, FrameSource):
+        src.close()
 
 
 def slice_frames(src: Frames, start: int, end: int) -> Frames:
@@ -271,6 +286,10 @@ def _trim_pts(stream, trim: tuple[float, float]) -> tuple[float, float]:
     return lo, ((first + start + duration) / tb) if duration else float("inf")
 
 
+KEEP_FRAMES = 8  # sampled frames a reader keeps (6 MB each at 1080p RGB): covers the windows' overlap (default 1)
+DECODE_THREADS = 2
+
+
 class FileSource(FrameSource):
     """The sampled frames of a video file (see the module docstring).
 
@@ -280,11 +299,13 @@ class FileSource(FrameSource):
         skip_first: source frames dropped before sampling starts.
         cap: at most this many sampled frames (0 = all).
         trim: ``(start_seconds, duration_seconds)`` of the file to use (core's trimmed videos; 0 = to the end).
+        keep: sampled frames kept after reading (consecutive windows share ``overlap_frames`` of them).
+        post: applied to each converted frame before it is kept (a mask video keeps 1-byte holes, not RGB).
     """
 
     def __init__(self, source: Source, step: int = 1, skip_first: int = 0, cap: int = 0,
-                 trim: tuple[float, float] = (0.0, 0.0), name: str = "video", keep: int = 16,
-                 info: VideoInfo | None = None):
+                 trim: tuple[float, float] = (0.0, 0.0), name: str = "video", keep: int = KEEP_FRAMES,
+                 info: VideoInfo | None = None, post: Callable[[np.ndarray], np.ndarray] | None = None):
         self.source, self.cap = source, cap
         self.open, self.name = _opener(source), name
         self.step, self.skip_first, self.trim = max(int(step), 1), max(int(skip_first), 0), trim
@@ -296,13 +317,14 @@ class FileSource(FrameSource):
         self._container = None
         self._frames = None  # iterator over decoded frames in the trim window
         self._next = 0  # sampled index the iterator will produce next
-        self.keep = keep
+        self.keep, self.post = keep, post
         self._cache_start, self._cache = 0, []  # the last ``keep`` sampled frames decoded (uint8 arrays)
         self.decoded = self.converted = 0  # frames decoded (skipped ones included) and converted, for tests/benchmarks
 
     def reopen(self) -> "FileSource":
         """Another reader of the same frames with its own decoder (for a second consumer reading at its own pace)."""
-        return FileSource(self.source, self.step, self.skip_first, self.cap, self.trim, self.name, self.keep, self.info)
+        return FileSource(self.source, self.step, self.skip_first, self.cap, self.trim, self.name, self.keep, self.info,
+                          self.post)
 
     @property
     def fps(self) -> Fraction:
@@ -322,12 +344,16 @@ class FileSource(FrameSource):
         if self._container is not None:
             self._container.close()
         self._container, self._frames, self._next = None, None, 0
+        self._cache_start, self._cache = 0, []
 
     def _restart(self) -> None:
         self.close()
         self._container = self.open()
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
+        # Frame threading holds a frame per thread: ffmpeg's automatic count (cores + 1) costs ~140 MB per 1080p
+        # H.264 decoder on a 16-core machine, and a job has up to five decoders open. Two threads: ~55 MB.
+        stream.codec_context.thread_count = DECODE_THREADS
         lo, hi = _trim_pts(stream, self.trim)
 
         def frames():
@@ -364,7 +390,8 @@ class FileSource(FrameSource):
         if not convert:
             return None
         self.converted += 1
-        return to_rgb24(frame)
+        img = to_rgb24(frame)
+        return img if self.post is None else self.post(img)
 
     def read(self, start: int, end: int) -> Tensor:
         end = min(end, self.count)
@@ -405,6 +432,11 @@ class FileSource(FrameSource):
 
 
 MASK_CHANNELS = ("red", "green", "blue", "luma")
+
+
+def mask_reader(channel: str, threshold: float) -> Callable[[np.ndarray], np.ndarray]:
+    """A ``FileSource`` ``post`` turning each RGB frame of a mask video into its binary hole ``[H, W]`` at once."""
+    return lambda rgb: mask_from_rgb(torch.from_numpy(rgb)[None], channel, threshold)[0].numpy()
 
 
 def mask_from_rgb(frames: Tensor, channel: str, threshold: float) -> Tensor:

@@ -25,11 +25,12 @@ from torch import Tensor
 
 from . import composite
 from .preprocess import AudioRef, InpaintInput
-from .video_io import DECODE_STATS, FileSource, read_frames, reader
+from .video_io import DECODE_STATS, FileSource, close, read_frames, reader
 
 log = logging.getLogger(__name__)
 
-COMPOSITE_FRAMES = 2  # frames composited at once: ~10 float32 copies of each at source resolution (25 MB at 1080p)
+H264_LOOKAHEAD = 10
+COMPOSITE_FRAMES = 1  # frames composited at once: ~10 float32 copies of each at source resolution (25 MB at 1080p)
 CODECS = ("h264", "ffv1")  # ffv1: lossless RGB (masks, intermediate results); h264: yuv420p like core
 Chunks = Callable[[], Iterator[Tensor]]
 
@@ -147,6 +148,9 @@ class StreamedVideo(Input.Video):
             # core's writer: 'h264' at the rate rounded to 1/1000, yuv420p (yuv444p when a side is odd: 4:2:0 needs even)
             stream = out.add_stream("h264", rate=Fraction(round(self.fps * 1000), 1000))
             stream.pix_fmt = "yuv420p" if self.width % 2 == 0 and self.height % 2 == 0 else "yuv444p"
+            # x264's default lookahead (40 frames, each kept whole) is ~410 MB at 1080p and 4x that at 4K; 10 frames
+            # keep it at ~180 MB for a slightly weaker rate control (mb-tree sees 10 frames ahead, not 40).
+            stream.options = {"rc-lookahead": str(H264_LOOKAHEAD)}
         stream.width, stream.height = self.width, self.height
         return stream
 
@@ -246,24 +250,33 @@ def composited_chunks(job: InpaintInput, generated: Chunks, dilate: int, feather
 
     def chunks() -> Iterator[Tensor]:
         frames, hole = reader(job.frames), reader(job.hole)
-        n, done = len(frames), 0
-        for gen in generated():
-            k = gen.shape[0]
-            if done + k > n:
-                raise ValueError(
-                    f"generated has more frames than the original ({n}): use the encoder of this clip for 'inpaint' "
-                    "and window_mode 'fixed' (same frame count in and out)"
-                )
-            for a in range(0, k, COMPOSITE_FRAMES):  # the float copies at source resolution, a few frames at a time
-                b = min(a + COMPOSITE_FRAMES, k)
-                original = read_frames(frames, done + a, done + b).float() / 255.0
-                mask = read_frames(hole, done + a, done + b).float() / 255.0
-                yield composite.paste(original, gen[a:b], mask, dilate, feather, first_index=done + a)
-            done += k
-        if done != n:
-            raise ValueError(
-                f"generated has {done} frames but original has {n}: use the encoder of this clip for 'inpaint' and "
-                "window_mode 'fixed' (same frame count in and out)"
-            )
+        try:
+            yield from _paste_all(frames, hole, generated, dilate, feather)
+        finally:  # decoders and kept frames go at once, not when the garbage collector gets to them
+            close(frames)
+            close(hole)
 
     return chunks
+
+
+def _paste_all(frames, hole, generated: Chunks, dilate: int, feather: int) -> Iterator[Tensor]:
+    """The composite of every generated chunk, reading the originals and holes for just those frames."""
+    n, done = len(frames), 0
+    for gen in generated():
+        k = gen.shape[0]
+        if done + k > n:
+            raise ValueError(
+                f"generated has more frames than the original ({n}): use the encoder of this clip for 'inpaint' "
+                "and window_mode 'fixed' (same frame count in and out)"
+            )
+        for a in range(0, k, COMPOSITE_FRAMES):  # the float copies at source resolution, a few frames at a time
+            b = min(a + COMPOSITE_FRAMES, k)
+            original = read_frames(frames, done + a, done + b).float() / 255.0
+            mask = read_frames(hole, done + a, done + b).float() / 255.0
+            yield composite.paste(original, gen[a:b], mask, dilate, feather, first_index=done + a)
+        done += k
+    if done != n:
+        raise ValueError(
+            f"generated has {done} frames but original has {n}: use the encoder of this clip for 'inpaint' and "
+            "window_mode 'fixed' (same frame count in and out)"
+        )

@@ -1,6 +1,6 @@
 """Real-size loading without a GPU: random weights in the official layouts, loaded through the pack's loaders.
 
-Writes once, under ``--root`` (default ``/tmp/vp_real_size``, delete it afterwards: ~25 GB at full size):
+Writes once, under ``--root`` (default ``/tmp/vp_real_size``, delete it afterwards: 21 GB at full size, ~1 min):
 * ``CogVideoX-5b-I2V/transformer``: the CogVideoX-5B-I2V transformer (42 layers, 48 x 64 heads) in bf16, in 3
   shards + ``diffusion_pytorch_model.safetensors.index.json``, as published;
 * ``CogVideoX-5b-I2V/vae``: ``AutoencoderKLCogVideoX`` at diffusers' defaults (the CogVideoX VAE), scaling 0.7;
@@ -20,9 +20,15 @@ being the process after its imports (torch, ComfyUI, diffusers):
   grid (64 x 64 px); the latents must be finite. The learned positional table of CogVideoX-5B fixes 60 x 90 latents,
   so for this step only it is switched off in the backbone and the branch (``patch_embed.pos_embedding = None``); that changes no memory figure.
 
-A benchmark (minutes, ~13 GB RSS for the bf16 phase at full size), not a test. ``--layers N`` writes a backbone of
-N layers at full width when the full one does not fit the machine; the ratios are per byte and do not depend on
-depth. ``python bench/bench_real_size.py [--root DIR] [--layers 42] [--t5-layers 24] [--phases text,bf16,fp8]``
+The ``bf16`` / ``fp8`` rows also report ComfyUI's LoRA backups: ``ModelPatcher`` keeps the original of every
+LoRA-patched weight to restore it later; on a CPU both copies are in RAM (on a GPU the original is the host copy that
+exists anyway), so the ratio is shown with and without them.
+
+A benchmark (minutes; peak RSS at full size: 10.1 GB text, 15.3 GB bf16, 9.2 GB fp8), not a test. ``--layers N``
+writes a backbone of N layers at full width when the full one does not fit the machine; the ratios are per byte.
+Phases run one by one (``--phases text``, then ``bf16`` ...: each can hold the machine's lock on its own) add to the
+same results file when the sizes match.
+``python bench/bench_real_size.py [--root DIR] [--layers 42] [--t5-layers 24] [--phases text,bf16,fp8]``
 """
 from __future__ import annotations
 
@@ -126,7 +132,8 @@ def write_all(root: Path, layers: int, t5_layers: int, lora_rank: int) -> None:
         br = {k: tuple(v.shape) for k, v in VideoPainterBranch(CogVideoXConfig(num_layers=2), operations=ops).state_dict().items()}
         vae = AutoencoderKLCogVideoX(scaling_factor=0.7)
         t5_cfg = T5Config(**{**T5_XXL, "num_layers": t5_layers})
-        t5 = {k: tuple(v.shape) for k, v in T5EncoderModel(t5_cfg).state_dict().items()}
+        t5 = {k: tuple(v.shape) for k, v in T5EncoderModel(t5_cfg).state_dict().items()
+              if k != "encoder.embed_tokens.weight"}  # tied to shared.weight: transformers saves it once
     vae_shapes = {k: tuple(v.shape) for k, v in vae.state_dict().items()}
     fields = {k: v for k, v in cfg.to_dict().items()}
     write_sharded(base / "transformer", bb, "diffusion_pytorch_model", BACKBONE_SHARDS, 0)
@@ -176,10 +183,10 @@ def phase_text(root: Path) -> dict:
     base_rss = rss_bytes()
     t0 = time.perf_counter()
     clip = text.load_text_encoder(base, torch.bfloat16)
-    load_s = time.perf_counter() - t0
+    load_s, load_rss = time.perf_counter() - t0, peak_rss_bytes()
     pos, neg = text.encode_prompt(clip, "a red ball rolls on the grass"), text.encode_prompt(clip, "")
     save_file({"positive": pos.float().contiguous(), "negative": neg.float().contiguous()}, str(root / "embeddings.safetensors"))
-    return dict(load_s=load_s, total_s=time.perf_counter() - t0, peak_rss=peak_rss_bytes(), base_rss=base_rss,
+    return dict(load_s=load_s, total_s=time.perf_counter() - t0, load_peak_rss=load_rss, peak_rss=peak_rss_bytes(), base_rss=base_rss,
                 file_bytes=folder_bytes(base / "text_encoder"), finite=bool(torch.isfinite(pos).all()))
 
 
@@ -215,7 +222,11 @@ def phase_sample(root: Path, storage: str) -> dict:
     models = sampling.Models(model, branch, vae, load_scheduler_config(base), id_resample=True)
     t1 = time.perf_counter()
     res = sampling.Sampler(models, cond, plan, sampling.SamplerSettings(steps=1, prev_clip_weight=0.5)).run()
-    return dict(storage=storage, base_rss=base_rss, backbone_load_s=backbone_s, backbone_peak_rss=backbone_rss, load_s=load_s,
+    # ComfyUI's ModelPatcher keeps each LoRA-patched weight's original to restore it (on a GPU the original stays in
+    # host memory and the patched copy goes to the card; on a CPU both are in RAM)
+    backup = sum(getattr(b, "weight", b[0] if isinstance(b, tuple) else b).nbytes for b in model.backup.values())
+    return dict(storage=storage, lora_backup_bytes=backup, end_rss_anon=_status_bytes("RssAnon"),
+                end_rss_file=_status_bytes("RssFile"), base_rss=base_rss, backbone_load_s=backbone_s, backbone_peak_rss=backbone_rss, load_s=load_s,
                 load_peak_rss=load_rss, step_s=time.perf_counter() - t1, peak_rss=peak_rss_bytes(),
                 backbone_bytes=folder_bytes(base / "transformer"),
                 all_bytes=folder_bytes(base / "transformer", base / "vae", root / "VideoPainter", root / "VideoPainterID"),
@@ -262,21 +273,37 @@ def main(argv: list[str] | None = None) -> int:
             continue
         grow = lambda peak, files: f"{(peak - r['base_rss']) / files:.3f}"  # noqa: E731
         if phase == "text":
-            rows.append([phase, f"{r['file_bytes'] / gib:.2f}", f"{r['load_s']:.1f}", f"{r['peak_rss'] / gib:.2f}",
-                         f"{r['base_rss'] / gib:.2f}", grow(r["peak_rss"], r["file_bytes"]), f"finite {r['finite']}"])
+            rows.append(["text encoder load", f"{r['file_bytes'] / gib:.2f}", f"{r['load_s']:.1f}",
+                         f"{r['load_peak_rss'] / gib:.2f}", f"{r['base_rss'] / gib:.2f}",
+                         grow(r["load_peak_rss"], r["file_bytes"]), ""])
+            rows.append(["text encoder + 2 prompts", f"{r['file_bytes'] / gib:.2f}", f"{r['total_s']:.1f}",
+                         f"{r['peak_rss'] / gib:.2f}", f"{r['base_rss'] / gib:.2f}", grow(r["peak_rss"], r["file_bytes"]),
+                         f"finite {r['finite']}"])
         else:
             rows.append([f"backbone {phase}", f"{r['backbone_bytes'] / gib:.2f}", f"{r['backbone_load_s']:.1f}",
                          f"{r['backbone_peak_rss'] / gib:.2f}", f"{r['base_rss'] / gib:.2f}",
                          grow(r["backbone_peak_rss"], r["backbone_bytes"]), ""])
             rows.append([f"all models {phase} + 1 step", f"{r['all_bytes'] / gib:.2f}", f"{r['load_s']:.1f}",
                          f"{r['peak_rss'] / gib:.2f}", f"{r['base_rss'] / gib:.2f}", grow(r["peak_rss"], r["all_bytes"]),
-                         f"step {r['step_s']:.1f} s ({r['windows']} windows, CFG, ID), finite {r['finite']}"])
+                         f"step {r['step_s']:.1f} s ({r['windows']} windows, CFG, ID), finite {r['finite']}; "
+                         f"ComfyUI's LoRA backups {r['lora_backup_bytes'] / gib:.2f} GiB, without them "
+                         + grow(r["peak_rss"] - r["lora_backup_bytes"], r["all_bytes"])])
     print(f"Real-size loading: backbone {args.layers} layers, T5 {args.t5_layers} layers, root {args.root}"
           + (f", written in {wrote_s:.0f} s" if wrote_s else ", files reused"))
     print(common.table(["phase", "files GiB", "load s", "peak RSS GiB", "before loading GiB",
                         "(peak - before) / files", "note"], rows))
-    path = common.write_json("real_size", dict(layers=args.layers, t5_layers=args.t5_layers, lora_rank=args.lora_rank,
-                                               write_s=wrote_s, phases=results), args.out)
+    config = dict(layers=args.layers, t5_layers=args.t5_layers, lora_rank=args.lora_rank)
+    runs = {}  # phases run separately (each under its own lock) accumulate in one file, per phase its own command
+    old = (args.out or common.RESULTS) / "real_size.json"
+    if old.is_file():
+        prev = json.loads(old.read_text())
+        if {k: prev.get(k) for k in config} == config:
+            runs = prev.get("runs", {})
+            if wrote_s is None and prev.get("write_s") is not None:
+                wrote_s = prev["write_s"]
+    stamp = dict(command=" ".join(["python", "bench/bench_real_size.py", *sys.argv[1:]]), written=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    runs.update({phase: dict(r, **stamp) for phase, r in results.items()})
+    path = common.write_json("real_size", dict(config, write_s=wrote_s, runs=runs), args.out)
     print(f"-> {path}")
     return 0 if all("failed" not in r for r in results.values()) else 1
 

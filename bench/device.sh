@@ -9,7 +9,8 @@
 #      window 0 and window > 0, 25 % holes)            bench_branch_overhead.py --gpu
 #   2. ours vs diffusers' CogVideoXTransformer3DModel on the same weights (SDPA)   bench_vs_diffusers.py --gpu
 #   3. peak memory: everything on the card, and emulated 24 GB and 12 GB cards (ComfyUI --reserve-vram +
-#      a hard per-process cap; partial loading through comfy.ops)                 bench_gpu.py
+#      a hard per-process cap; partial loading through comfy.ops); on the full card also the backbone stored
+#      as fp8_e4m3fn and one window's VAE decode (49 x 480 x 720)                  bench_gpu.py
 # then one summary table (bench/summary.py --gpu). Budget: under 8 minutes on an H100/H200-class card.
 #
 # What must be on the machine (nothing is downloaded): this repository, the .venv with torch (CUDA build),

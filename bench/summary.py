@@ -110,7 +110,10 @@ def rows_gpu(since: float | None) -> list[dict]:
             note += f", MFU {100 * r['mfu']:.1f}%"
         if r.get("oom"):
             note += ", OOM at the cap"
-        rows.append(dict(bench=f"4 peak GPU GB, {r['mode']}, attention {r['attention_requested']} ({r.get('attention', '?')})",
+        what = r["mode"] + {"fp8": " fp8 storage", "vae": " VAE decode"}.get(r.get("storage", "bf16"), "") + \
+            (" +ID" if r.get("id") else "")
+        attention = "" if r.get("storage") == "vae" else f", attention {r['attention_requested']} ({r.get('attention', '?')})"
+        rows.append(dict(bench=f"4 peak GPU GB, {what}{attention}",
                          measured=None if r.get("oom") else r.get("peak_reserved_gb"), target=target, note=note,
                          command=g["command"], written=g["written"], miss=bool(r.get("oom"))))
     return rows

@@ -28,14 +28,24 @@ def paste(original: Tensor, generated: Tensor, mask: Tensor, dilate: int = 16, f
     h, w = original.shape[1:3]
     if generated.shape[1:3] != (h, w):
         generated = F.interpolate(generated.movedim(-1, 1), size=(h, w), mode="bicubic", align_corners=False).movedim(1, -1).clamp(0, 1)
-    m = dilate_masks((mask > 0.5).float(), 2 * dilate + 1) if dilate > 0 else (mask > 0.5).float()
+    hole = mask > 0.5
+    box = _reach(hole.any(0), dilate + 2 * feather)
+    if box is None:  # no hole: nothing is pasted
+        return original.clone()
+    # Only the hole's surroundings can change: the dilated, feathered mask is 0 farther than dilate + feather from
+    # the hole, and the blur reads feather more. So the work runs on that box (with its edges exactly as in the
+    # whole frame: zeros inside the image, the image's own edge where the box reaches it), not the 1080p frame.
+    y0, y1, x0, x1 = box
+    o, g = original[:, y0:y1, x0:x1], generated[:, y0:y1, x0:x1].to(original.dtype)
+    m = hole[:, y0:y1, x0:x1].float()
+    m = dilate_masks(m, 2 * dilate + 1) if dilate > 0 else m
     if feather > 0:
         k = 2 * feather + 1
-        m = kornia.filters.gaussian_blur2d(m[:, None], (k, k), (feather / 2.0, feather / 2.0), border_type="replicate")[:, 0]
+        m = kornia.filters.gaussian_blur2d(m[:, None], (k, k), (feather / 2.0, feather / 2.0), border_type="replicate",
+                                              separable=False)[:, 0]  # kornia's separable path: 7x slower on CPU
     m = m.expand(t, -1, -1)[..., None].to(original.dtype)
-    generated = generated.to(original.dtype)
     inside = m > 0
-    bad = (inside & ~torch.isfinite(generated)).any(-1)  # per pixel
+    bad = (inside & ~torch.isfinite(g)).any(-1)  # per pixel
     if bool(bad.any()):
         frames = torch.nonzero(bad.flatten(1).any(1)).flatten() + first_index
         raise ValueError(
@@ -43,4 +53,17 @@ def paste(original: Tensor, generated: Tensor, mask: Tensor, dilate: int = 16, f
             f"frame {int(frames[0])}); the model produced no picture there. Likely causes: fp16 overflow on "
             "CogVideoX-5B (load the backbone in bf16) or a broken checkpoint"
         )
-    return torch.where(inside, original * (1 - m) + generated * m, original)
+    out = original.clone()
+    out[:, y0:y1, x0:x1] = torch.where(inside, o * (1 - m) + g * m, o)
+    return out
+
+
+def _reach(hole: Tensor, margin: int) -> tuple[int, int, int, int] | None:
+    """Rows ``y0:y1`` and columns ``x0:x1`` of the box around ``hole`` ``[H, W]`` grown by ``margin`` (clipped to
+    the frame); None when there is no hole."""
+    rows, cols = torch.nonzero(hole.any(1)).flatten(), torch.nonzero(hole.any(0)).flatten()
+    if rows.numel() == 0:
+        return None
+    h, w = hole.shape
+    return (max(int(rows[0]) - margin, 0), min(int(rows[-1]) + margin + 1, h),
+            max(int(cols[0]) - margin, 0), min(int(cols[-1]) + margin + 1, w))

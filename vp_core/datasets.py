@@ -28,7 +28,6 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy import ndimage
 
-from . import video_io
 
 VPBENCH_COLUMNS = ("path", "mask_id", "fps", "start_frame", "end_frame")
 INPAINT_CAPTIONS = ("video_inpainting_prompt", "image_inpainting_prompt")
@@ -129,7 +128,8 @@ def _decode(path: Path, keep: range):
             if i >= keep.stop:
                 break
             if i in keep:
-                yield video_io.to_rgb24(frame)
+                # rgb24 whatever the host: metrics must not depend on which ComfyUI (if any) is importable
+                yield frame.to_ndarray(format="rgb24")
 
 
 def _kept(n: int, start: int, end: int, step: int, max_frames: int | None) -> range:

@@ -48,6 +48,14 @@ class CheckpointError(ValueError):
 # ---------------------------------------------------------------------------------------------------------- files
 def read_safetensors(path: str | os.PathLike) -> dict[str, Tensor]:
     """All tensors of one safetensors file. Pickle formats are refused without being opened."""
+    path = _checked_safetensors_path(path)
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise _unreadable(path, e) from e
+
+
+def _checked_safetensors_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise CheckpointError(
@@ -56,13 +64,14 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, Tensor]:
         )
     if not path.is_file():
         raise CheckpointError(f"{path}: file not found")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(
-            f"{path}: not a readable safetensors file ({e}); the download may be truncated or of another format: "
-            "download it again"
-        ) from e
+    return path
+
+
+def _unreadable(path: Path, e: Exception) -> CheckpointError:
+    return CheckpointError(
+        f"{path}: not a readable safetensors file ({e}); the download may be truncated or of another format: "
+        "download it again"
+    )
 
 
 def read_json(path: Path) -> dict:
@@ -72,22 +81,20 @@ def read_json(path: Path) -> dict:
         raise CheckpointError(f"{path}: cannot read JSON ({e})") from e
 
 
-def read_model_folder(folder: Path, base: str = "diffusion_pytorch_model") -> dict[str, Tensor]:
-    """The weights of a diffusers/transformers model folder: ``{base}.safetensors`` or the shards named in
+def model_folder_files(folder: Path, base: str = "diffusion_pytorch_model") -> list[Path]:
+    """The safetensors files of a diffusers/transformers model folder: ``{base}.safetensors`` or the shards named in
     ``{base}.safetensors.index.json`` (``base`` is ``model`` for transformers' text encoders)."""
     index, single = folder / f"{base}.safetensors.index.json", folder / f"{base}.safetensors"
     if index.is_file():
         shards = sorted(set(read_json(index).get("weight_map", {}).values()))
         if not shards:
             raise CheckpointError(f"{index}: weight_map is empty")
-        sd: dict[str, Tensor] = {}
         for shard in shards:
             if not (folder / shard).is_file():
                 raise CheckpointError(f"{folder / shard}: listed in {index.name} but missing; the download is incomplete")
-            sd.update(read_safetensors(folder / shard))
-        return sd
+        return [folder / shard for shard in shards]
     if single.is_file():
-        return read_safetensors(single)
+        return [single]
     found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
     pickles = [f for f in found if f.endswith(PICKLE_SUFFIXES)]
     if pickles:
@@ -99,6 +106,42 @@ def read_model_folder(folder: Path, base: str = "diffusion_pytorch_model") -> di
         f"{folder}: expected {single.name} or {index.name}; found {found[:8] or 'nothing'}: the download is "
         "incomplete or this is not a model folder"
     )
+
+
+def read_model_folder(folder: Path, base: str = "diffusion_pytorch_model") -> dict[str, Tensor]:
+    """All tensors of a model folder (:func:`model_folder_files`), memory-mapped: nothing is read until used.
+
+    The tensors of one file share its mapping: the pages read stay resident until every tensor of that file is
+    freed, so assign them (``load_state_dict(assign=True)``) rather than copying them into other storage; a copying
+    consumer should use :func:`iter_model_folder`."""
+    sd: dict[str, Tensor] = {}
+    for path in model_folder_files(folder, base):
+        sd.update(read_safetensors(path))
+    return sd
+
+
+def model_folder_header(folder: Path, base: str = "diffusion_pytorch_model") -> dict[str, Tensor]:
+    """Names, shapes and dtypes of a model folder's tensors as meta tensors (no weight is read)."""
+    return {k: v.to("meta") for k, v in read_model_folder(folder, base).items()}
+
+
+def iter_model_folder(folder: Path, base: str = "diffusion_pytorch_model", skip: frozenset = frozenset()):
+    """``(name, tensor)`` for each tensor of a model folder, each read into its own memory (safetensors' ``pread``
+    backend) and handed out one at a time: a consumer that copies it into a built module and drops it holds the
+    module plus one tensor, never the file as well (which a memory-mapped state dict costs: see
+    :func:`read_model_folder`). ``skip``: names not read at all."""
+    for path in model_folder_files(folder, base):
+        path = _checked_safetensors_path(path)
+        try:
+            handle = safe_open(str(path), framework="pt", backend="pread")
+        except TypeError:  # safetensors before 0.8 has no backend choice: its default one
+            handle = safe_open(str(path), framework="pt")
+        except (SafetensorError, OSError, ValueError) as e:
+            raise _unreadable(path, e) from e
+        with handle as f:
+            for key in f.keys():
+                if key not in skip:
+                    yield key, f.get_tensor(key)
 
 
 def strip_prefix(sd: dict[str, Tensor], marker: str) -> dict[str, Tensor]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from PIL import Image
 from scipy import ndimage
 from torch import Tensor
 
-from .video_io import FrameSource, Frames, Mapped, read_frames
+from .video_io import FrameSource, Frames, Mapped, close, read_frames, reader
 
 log = logging.getLogger(__name__)
 
@@ -269,9 +270,21 @@ class AudioRef:
 
 def frame_and_hole(job: InpaintInput, index: int) -> tuple[Tensor, Tensor]:
     """Frame ``index`` of an encoded job (``uint8 [H, W, 3]``, source resolution) and the dilated hole the sampler
-    fills there (``bool [H, W]``; frame 0 has none with ``first_frame_gt``). The one place that reads single frames
-    out of an :class:`InpaintInput` (its storage may change; e.g. lazily read frames)."""
-    return read_frames(job.frames, index, index + 1)[0], read_frames(job.pipeline.masks, index, index + 1)[0] > 127
+    fills there (``bool [H, W]``; frame 0 has none with ``first_frame_gt``)."""
+    return next(frames_and_holes(job, [index]))
+
+
+def frames_and_holes(job: InpaintInput, indices: list[int]) -> Iterator[tuple[Tensor, Tensor]]:
+    """``frame_and_hole`` for several frames, in ascending order, through readers of their own (the job's readers,
+    which the sampler uses, keep their place) released at the end. The one place that reads single frames out of an
+    :class:`InpaintInput` (its storage may change; e.g. lazily read frames)."""
+    frames, masks = reader(job.frames), reader(job.pipeline.masks)
+    try:
+        for index in sorted(indices):
+            yield read_frames(frames, index, index + 1)[0], read_frames(masks, index, index + 1)[0] > 127
+    finally:
+        close(frames)
+        close(masks)
 
 
 def frame_count(job: InpaintInput) -> int:

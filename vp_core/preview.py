@@ -39,8 +39,8 @@ MASK_TINT = (1.0, 0.0, 1.0)  # magenta: rare in natural video
 
 def mask_overlay(job, count: int = 4, opacity: float = 0.5) -> Tensor:
     """``count`` evenly spaced frames of an encoded job (first and last included) with the dilated hole the sampler
-    will fill tinted, as a ComfyUI IMAGE batch ``[count, H, W, 3]`` in [0, 1] (frames read through
-    :func:`preprocess.frame_and_hole`)."""
+    will fill tinted, as a ComfyUI IMAGE batch ``[count, H, W, 3]`` in [0, 1] (read through
+    ``preprocess.frames_and_holes``, whose own readers leave the sampler's in place)."""
     from . import preprocess
 
     total = preprocess.frame_count(job)
@@ -50,8 +50,7 @@ def mask_overlay(job, count: int = 4, opacity: float = 0.5) -> Tensor:
     picks = [round(i * (total - 1) / (count - 1)) for i in range(count)] if count > 1 else [0]
     tint = torch.tensor(MASK_TINT)
     out = []
-    for index in picks:
-        frame, hole = preprocess.frame_and_hole(job, index)
+    for frame, hole in preprocess.frames_and_holes(job, picks):
         image = frame.float() / 255.0
         tinted = image * (1 - opacity) + tint * opacity
         out.append(torch.where(hole[..., None], tinted, image))

@@ -31,7 +31,7 @@ import comfy.text_encoders.pixart_t5
 import comfy.text_encoders.sd3_clip
 import comfy.utils
 
-from .loaders import read_model_folder
+from .loaders import iter_model_folder, model_folder_header
 
 log = logging.getLogger(__name__)
 
@@ -146,26 +146,30 @@ def load_text_encoder(folder: str | os.PathLike, dtype: torch.dtype | None = Non
     folder = Path(folder)
     te_dir = folder / "text_encoder" if (folder / "text_encoder").is_dir() else folder
     config = _read_json(te_dir / "config.json")
-    state_dict = _read_weights(te_dir)
-    if "shared.weight" not in state_dict and "encoder.embed_tokens.weight" in state_dict:
-        state_dict["shared.weight"] = state_dict.pop("encoder.embed_tokens.weight")  # the tied copy, if saved alone
+    header = model_folder_header(te_dir, "model")  # names, shapes, dtypes: what the detection below reads
+    rename, skip = {}, frozenset()
+    if "encoder.embed_tokens.weight" in header:  # transformers' tied copy of shared.weight
+        if "shared.weight" in header:
+            skip = frozenset({"encoder.embed_tokens.weight"})  # the same values twice: not read
+        else:
+            rename["encoder.embed_tokens.weight"] = "shared.weight"  # saved alone under its tied name
+    header = {rename.get(k, k): v for k, v in header.items() if k not in skip}
 
     target = SimpleNamespace(
         params={},
-        clip=comfy.text_encoders.pixart_t5.pixart_te(**comfy.text_encoders.sd3_clip.t5_xxl_detect(state_dict)),
+        clip=comfy.text_encoders.pixart_t5.pixart_te(**comfy.text_encoders.sd3_clip.t5_xxl_detect(header)),
         tokenizer=comfy.text_encoders.pixart_t5.PixArtTokenizer,
     )
     model_options: dict = {f"{T5_TOKENS_KEY}_model_config": comfy_t5_config(config, te_dir / "config.json")}
     if dtype is not None:
         model_options["dtype"] = dtype
-    clip = comfy.sd.CLIP(target, parameters=comfy.utils.calculate_parameters(state_dict), model_options=model_options)
-    missing, unexpected = clip.load_sd(state_dict)
+    clip = comfy.sd.CLIP(target, parameters=comfy.utils.calculate_parameters(header), model_options=model_options)
+    missing, unexpected = _load_weights(clip, te_dir, rename, skip)
     if missing:
         raise ValueError(
-            f"{te_dir}: {len(missing)} T5 weights missing (e.g. {list(missing)[:3]}); expected a transformers "
+            f"{te_dir}: {len(missing)} T5 weights missing (e.g. {missing[:3]}); expected a transformers "
             "T5EncoderModel checkpoint such as CogVideoX's text_encoder/"
         )
-    unexpected = [k for k in unexpected if k != "encoder.embed_tokens.weight"]
     if unexpected:
         log.warning("%s: %d unused tensors ignored (e.g. %s)", te_dir, len(unexpected), unexpected[:3])
     check_folder_tokenizer(folder / "tokenizer")
@@ -238,6 +242,20 @@ def _read_json(path: Path) -> dict:
         raise ValueError(f"{path}: cannot read JSON ({e})") from e
 
 
-def _read_weights(te_dir: Path) -> dict[str, Tensor]:
-    """All tensors of ``text_encoder/`` (transformers' ``model.safetensors`` or its shards). Safetensors only."""
-    return read_model_folder(te_dir, "model")
+def _load_weights(clip: comfy.sd.CLIP, te_dir: Path, rename: dict, skip: frozenset) -> tuple[list[str], list[str]]:
+    """Copy ``text_encoder/``'s tensors into the built T5 one at a time through ComfyUI's own ``CLIP.load_sd`` (its
+    key handling, non-strict), each read into its own memory and dropped once copied; (missing, unexpected) names.
+
+    Not the whole state dict in one ``load_sd``: that holds the files' read pages and the module's copy together
+    (1.85x the files for T5 XXL, bench/README.md "Real size on CPU"); one tensor at a time the peak is the module
+    plus the largest tensor (the 32128 x 4096 embedding)."""
+    missing: set[str] | None = None
+    unexpected: list[str] = []
+    for key, tensor in iter_model_folder(te_dir, "model", skip):
+        result = clip.load_sd({rename.get(key, key): tensor})
+        del tensor
+        missing = set(result.missing_keys) if missing is None else missing & set(result.missing_keys)
+        unexpected += result.unexpected_keys
+    if missing is None:  # no tensors at all
+        missing = set(clip.load_sd({}).missing_keys)
+    return sorted(missing), unexpected

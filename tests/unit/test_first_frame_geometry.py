@@ -65,7 +65,7 @@ def as_image(frame: np.ndarray) -> torch.Tensor:
 def lanczos(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     from PIL import Image
 
-    return np.asarray(Image.fromarray(frame).resize((width, height), Image.LANCZOS))
+    return np.array(Image.fromarray(frame).resize((width, height), Image.LANCZOS))
 
 
 def test_geometry_of_center_crop_and_stretch():

@@ -268,16 +268,11 @@ class AudioRef:
     start: float
 
 
-def frame_and_hole(job: InpaintInput, index: int) -> tuple[Tensor, Tensor]:
-    """Frame ``index`` of an encoded job (``uint8 [H, W, 3]``, source resolution) and the dilated hole the sampler
-    fills there (``bool [H, W]``; frame 0 has none with ``first_frame_gt``)."""
-    return next(frames_and_holes(job, [index]))
-
-
 def frames_and_holes(job: InpaintInput, indices: list[int]) -> Iterator[tuple[Tensor, Tensor]]:
-    """``frame_and_hole`` for several frames, in ascending order, through readers of their own (the job's readers,
-    which the sampler uses, keep their place) released at the end. The one place that reads single frames out of an
-    :class:`InpaintInput` (its storage may change; e.g. lazily read frames)."""
+    """Frames ``indices`` of an encoded job (``uint8 [H, W, 3]``, source resolution), each with the dilated hole the
+    sampler fills there (``bool [H, W]``; frame 0 has none with ``first_frame_gt``), in ascending order, through
+    readers of their own (the job's readers, which the sampler uses, keep their place) released at the end. The one
+    place that reads single frames out of an :class:`InpaintInput` (its storage may change; e.g. lazily read frames)."""
     frames, masks = reader(job.frames), reader(job.pipeline.masks)
     try:
         for index in sorted(indices):

@@ -23,14 +23,14 @@ def test_preview_tints_exactly_the_dilated_hole_of_evenly_spaced_frames(job):
     (image,) = run(VideoPainterMaskPreview, inpaint=job, frames=4, opacity=0.5)
     total = preprocess.frame_count(job)
     assert total == 20 and image.shape == (4, 96, 80, 3) and image.dtype == torch.float32
-    for out, index in zip(image, [0, 6, 13, 19]):  # first and last included
-        frame, hole = preprocess.frame_and_hole(job, index)
+    frames = list(preprocess.frames_and_holes(job, [0, 6, 13, 19]))  # first and last included
+    for out, (frame, hole) in zip(image, frames):
         original = frame.float() / 255.0
         assert torch.equal(out[~hole], original[~hole])
         want = original[hole] * 0.5 + torch.tensor(MASK_TINT) * 0.5
         assert torch.allclose(out[hole], want)
-    assert preprocess.frame_and_hole(job, 0)[1].any()  # no first_frame given: frame 0 is a hole (the fallback)
-    assert preprocess.frame_and_hole(job, 19)[1].any()
+    assert frames[0][1].any()  # no first_frame given: frame 0 is a hole (the fallback)
+    assert frames[-1][1].any()
 
 
 def test_more_frames_than_the_clip_shows_every_frame_once(job):

@@ -87,7 +87,7 @@ def test_source_size_first_frame_is_cut_exactly_like_the_video(clip, path):
     top, left, h, w = CROP
     assert job.pipeline.image.shape == (h, w, 3)
     assert torch.equal(job.pipeline.image, torch.from_numpy(video[0, top:top + h, left:left + w]))
-    assert torch.equal(job.pipeline.image, preprocess.frame_and_hole(job, 0)[0])  # the frame the composite uses
+    assert torch.equal(job.pipeline.image, next(preprocess.frames_and_holes(job, [0]))[0])  # the frame the composite uses
 
 
 @pytest.mark.parametrize("path", ["batch", "video"])

@@ -7,6 +7,7 @@ import torch
 from comfy_api.v0_0_2 import io
 
 from ..vp_core import clip_inputs, preprocess, video_io
+from . import first_frame_source
 from .types import INPAINT
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,8 @@ class VideoPainterEncode(io.ComfyNode):
                                        "integer per clip): 23.976 fps counts as 24 -> step 3 at 8 fps. float: the exact rates: "
                                        "23.976 // 8 -> step 2. The rule and step are logged."),
                 io.Int.Input("skip_first_frames", default=0, min=0, max=10_000_000, optional=True,
-                             tooltip="Source frames dropped before frame-rate sampling starts (like VideoHelperSuite's skip_first_frames)."),
+                             tooltip="Source frames dropped before frame-rate sampling starts (like VideoHelperSuite's "
+                                     "skip_first_frames). Give the first-frame node the same value."),
                 io.Int.Input("frame_load_cap", default=0, min=0, max=10_000_000, optional=True,
                              tooltip="At most this many frames after sampling (0 = all), like VideoHelperSuite's frame_load_cap."),
                 io.Combo.Input("mask_channel", options=list(video_io.MASK_CHANNELS), default="red", optional=True,
@@ -106,6 +108,7 @@ class VideoPainterEncode(io.ComfyNode):
     def execute(cls, video, mask, width: int, height: int, resize_mode: str, source_fps: float, target_fps: float,
                 dilate: int, threshold: float, first_frame_gt: bool, first_frame=None, fps_rule: str = "reference",
                 skip_first_frames: int = 0, frame_load_cap: int = 0, mask_channel: str = "red") -> io.NodeOutput:
+        first_frame_source.check(cls)
         settings = clip_inputs.ClipSettings(source_fps, target_fps, skip_first_frames, frame_load_cap, mask_channel,
                                             threshold, fps_rule)
         job = clip_inputs.prepare(video, mask, first_frame, settings, width=width, height=height, dilate_size=dilate,

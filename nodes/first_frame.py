@@ -4,13 +4,16 @@ from __future__ import annotations
 from comfy_api.v0_0_2 import io
 
 from ..vp_core import first_frame
+from . import first_frame_source
 
 
 class VideoPainterFirstFrame(io.ComfyNode):
     """Frame 0 of the clip and its mask grown exactly like VideoPainter's cv2.dilate with a d x d square (32 for
     inpainting, 48 for editing; an even d grows (d-1)/2 px up/left and d/2 px down/right), ready for core's
     InpaintModelConditioning (FLUX Fill). Connect the inpainted result to VideoPainter Encode's first_frame: the
-    reference always fills frame 0 this way first. A VIDEO input is read only up to its first frame."""
+    reference always fills frame 0 this way first. A VIDEO input is read only up to its first frame. When the
+    encoder skips source frames (skip_first_frames), set the same number here: frame 0 is then the clip's first
+    kept frame (a different number on the same video is refused, naming both nodes)."""
 
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -29,16 +32,21 @@ class VideoPainterFirstFrame(io.ComfyNode):
                                      "Use the same value as the encoder's dilate."),
                 io.Float.Input("threshold", default=0.5, min=0.0, max=1.0, step=0.01,
                                tooltip="Mask values above this are holes (as in the encoder)."),
+                io.Int.Input("skip_first_frames", default=0, min=0, max=10_000_000, optional=True,
+                             tooltip="Source frames before the clip's first frame: the encoder's skip_first_frames (same "
+                                     "value), so FLUX Fill paints the frame the video starts from."),
             ],
             outputs=[
                 io.Image.Output("image", tooltip="Frame 0 of the clip (for InpaintModelConditioning's pixels)."),
                 io.Mask.Output("grown_mask", tooltip="Frame 0's hole grown by the dilation (for InpaintModelConditioning's mask)."),
             ],
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],
         )
 
     @classmethod
-    def execute(cls, video, mask, dilate: int, threshold: float) -> io.NodeOutput:
-        out = first_frame.first_frame_for_inpainting(video, mask, dilate, threshold)
+    def execute(cls, video, mask, dilate: int, threshold: float, skip_first_frames: int = 0) -> io.NodeOutput:
+        first_frame_source.check(cls)
+        out = first_frame.first_frame_for_inpainting(video, mask, dilate, threshold, skip_first_frames)
         return io.NodeOutput(out.image, out.mask)
 
 

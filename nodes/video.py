@@ -7,6 +7,7 @@ import comfy.utils
 from comfy_api.v0_0_2 import io
 
 from ..vp_core import clip_inputs, video_io, video_out, windows
+from . import first_frame_source
 from .memory import DECODE_REMEDY, call_releasing_memory
 from .types import INPAINT, VAE
 
@@ -101,7 +102,8 @@ class VideoPainterCompositeVideo(io.ComfyNode):
 
 
 class VideoPainterVideoFrame(io.ComfyNode):
-    """One frame of a VIDEO as an IMAGE (e.g. frame 0 for FLUX Fill), decoding only up to that frame."""
+    """One frame of a VIDEO as an IMAGE (e.g. frame 0 for FLUX Fill), decoding only up to that frame. The clip's first
+    frame for the encoder is index = its skip_first_frames (a different index on the same video is refused)."""
 
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -112,13 +114,17 @@ class VideoPainterVideoFrame(io.ComfyNode):
             description=cls.__doc__,
             inputs=[
                 io.Video.Input("video"),
-                io.Int.Input("index", default=0, min=0, max=10_000_000, tooltip="Frame number in the file (0 = first)."),
+                io.Int.Input("index", default=0, min=0, max=10_000_000,
+                             tooltip="Frame number in the file (0 = first). For the encoder's first_frame: its "
+                                     "skip_first_frames (the clip's first kept frame)."),
             ],
             outputs=[io.Image.Output("image")],
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],
         )
 
     @classmethod
     def execute(cls, video, index: int) -> io.NodeOutput:
+        first_frame_source.check(cls)
         return io.NodeOutput(clip_inputs.video_frame(video, index))
 
 

@@ -155,6 +155,18 @@ ROWS: tuple[Row, ...] = (
     Row("first_frame_size", "12", "first frame 48x40, video 96x80", "warning, completes",
         "first_frame is 48x40 (WxH) but the video is 96x80: resizing it (Lanczos); give a first frame of the "
         "video's size to avoid the resize"),
+    Row("first_frame_aspect", "12", "first frame 48x40, video 80x96 (another aspect ratio)", "error",
+        "first_frame is 48x40 (WxH, aspect 1.20) but the video is 80x96 (aspect 0.83; working size 80x96): the aspect "
+        "ratios differ by more than 2%, so it cannot be placed on the clip's first frame without moving its content. "
+        "Give the clip's first frame after the image inpainter at the video's size 80x96 (e.g. 'VideoPainter First "
+        "Frame for Inpainting' -> FLUX Fill), or one already cut and resized to the working size 80x96", "node"),
+    Row("first_frame_skip", "12", "first frame read at source frame 0 (First Frame node), encoder skip_first_frames 2",
+        "error (before FLUX Fill runs; by the encoder when only its own value changed)",
+        "first_frame: node 50 (VideoPainterFirstFrame, 'flux_first_frame_source') reads source frame 0 "
+        "(skip_first_frames 0) for the first frame, but node 14 (VideoPainterEncode, 'encode') starts the clip at "
+        "source frame 2 (skip_first_frames 2), so the inpainted first frame would show another moment than the "
+        "clip's first frame. Set skip_first_frames to 2 on node 50 (the same value as the encoder's "
+        "skip_first_frames)"),
     Row("text_long", "13", "prompt longer than max_text_tokens (16 for the demo model, 226 for the real one)",
         "warning (the reference's), completes",
         "The following part of your input was truncated because `max_sequence_length` is set to 16 tokens: the "

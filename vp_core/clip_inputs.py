@@ -45,9 +45,10 @@ def _probe(video, name: str) -> tuple[VideoInfo, tuple[float, float]]:
     return probe(video.get_stream_source(), trim, name), trim
 
 
-def video_frame(video, index: int = 0, name: str = "video") -> Tensor:
-    """Frame ``index`` of a core VIDEO, inside its trim window, as a ComfyUI IMAGE ``[1, H, W, 3]``."""
-    return video_io.video_frame(video.get_stream_source(), index, name, _trim(video)).float()[None] / 255.0
+def video_frame(video, index: int = 0, name: str = "video", index_name: str = "index") -> Tensor:
+    """Frame ``index`` of a core VIDEO, inside its trim window, as a ComfyUI IMAGE ``[1, H, W, 3]``
+    (``index_name``: the input that gave ``index``, for the message when it is past the end)."""
+    return video_io.video_frame(video.get_stream_source(), index, name, _trim(video), index_name).float()[None] / 255.0
 
 
 def _open(video, step: int, s: ClipSettings, name: str, post=None) -> FileSource:

@@ -2,10 +2,12 @@
 
 ``infer/inpaint.py`` / ``infer/edit.py`` dilate every mask with ``cv2.dilate(mask, np.ones((d, d)))`` (d = 32 for
 inpainting, 48 for editing) and hand frame 0 with its dilated mask to FLUX Fill. The growth itself is
-``preprocess.dilate`` (the one place that decides dilation); this module only picks frame 0 out of a clip.
+``preprocess.dilate`` (the one place that decides dilation); this module only picks the clip's first frame out.
 
-Frame 0 of a core ``VIDEO`` is read through the streaming reader (``clip_inputs.video_frame``: inside the VIDEO's
-trim window, converted as the host's own reader converts), decoding nothing past it.
+"Frame 0" is the clip's first kept frame: source frame ``skip_first_frames``, the encoder's own start (it drops that
+many source frames before frame-rate sampling), so FLUX Fill paints the frame the video model starts from. A core
+``VIDEO`` is read through the streaming reader (``clip_inputs.video_frame``: inside the VIDEO's trim window,
+converted as the host's own reader converts), decoding nothing past that frame.
 """
 from __future__ import annotations
 
@@ -23,30 +25,40 @@ class FirstFrame:
     mask: Tensor  # float [1, H, W], 1 = hole grown by the dilation (ComfyUI MASK)
 
 
-def frame0(clip: Tensor | object) -> Tensor:
-    """Frame 0 of an ``IMAGE`` batch ``[T, H, W, C]``, a ``MASK`` batch ``[T, H, W]`` (or one ``[H, W]``) or a core
-    ``VIDEO``, with a batch dimension of 1."""
+def frame_at(clip: Tensor | object, index: int = 0, name: str = "video", one_for_all: bool = False) -> Tensor:
+    """Source frame ``index`` of an ``IMAGE`` batch ``[T, H, W, C]``, a ``MASK`` batch ``[T, H, W]`` (or one
+    ``[H, W]``) or a core ``VIDEO``, with a batch dimension of 1. ``one_for_all``: a batch of one frame is that frame
+    whatever the index (one mask for every frame, as the encoder takes it)."""
     if isinstance(clip, Tensor):
         if clip.ndim == 2:
             clip = clip[None]
         if clip.shape[0] == 0:
-            raise ValueError("video: the clip has 0 frames; load a video with at least 1 frame")
-        return clip[:1]
-    if not callable(getattr(clip, "get_stream_source", None)):
-        raise ValueError(f"video: expected an IMAGE batch or a VIDEO (e.g. from Load Video); got {type(clip).__name__}")
-    return clip_inputs.video_frame(clip, 0)
+            raise ValueError(f"{name}: the clip has 0 frames; load a video with at least 1 frame")
+        if clip.shape[0] == 1 and one_for_all:
+            return clip
+        if index >= clip.shape[0]:
+            raise ValueError(f"skip_first_frames: the {name} has {clip.shape[0]} frames (0..{clip.shape[0] - 1}); got "
+                             f"{index}: skip fewer frames (the encoder's skip_first_frames)")
+        return clip[index:index + 1]
+    if not clip_inputs.is_video(clip):
+        raise ValueError(f"{name}: expected an IMAGE batch or a VIDEO (e.g. from Load Video); got {type(clip).__name__}")
+    return clip_inputs.video_frame(clip, index, name, index_name="skip_first_frames")
 
 
-def first_frame_for_inpainting(video, mask, dilate_size: int, threshold: float = 0.5) -> FirstFrame:
-    """Frame 0 of ``video`` and frame 0 of ``mask`` binarised at ``threshold`` and grown like the reference's
-    ``cv2.dilate`` with a ``dilate_size`` square (``preprocess.dilate``: ``(d-1)//2`` px up/left, ``d//2`` down/right).
+def first_frame_for_inpainting(video, mask, dilate_size: int, threshold: float = 0.5,
+                               skip_first_frames: int = 0) -> FirstFrame:
+    """The clip's first kept frame (source frame ``skip_first_frames``, as the encoder starts) of ``video`` and the
+    same frame of ``mask`` binarised at ``threshold`` and grown like the reference's ``cv2.dilate`` with a
+    ``dilate_size`` square (``preprocess.dilate``: ``(d-1)//2`` px up/left, ``d//2`` down/right).
 
     ``video``: ``IMAGE`` batch or ``VIDEO``; ``mask``: ``MASK`` batch (one or one per frame), an ``IMAGE`` batch or a
     ``VIDEO`` of the mask (its red channel, as the workflows' ``ImageToMask``).
     """
-    image = frame0(video)
+    if skip_first_frames < 0:
+        raise ValueError(f"skip_first_frames: expected 0 or more source frames; got {skip_first_frames}")
+    image = frame_at(video, skip_first_frames, "video")
     preprocess.check_finite("video", image)
-    m = frame0(mask)
+    m = frame_at(mask, skip_first_frames, "mask", one_for_all=True)
     if m.ndim == 4:
         m = m[..., 0]  # an IMAGE or VIDEO of the mask: red channel
     preprocess.check_finite("mask", m)

@@ -345,10 +345,12 @@ class FrameGeometry:
         (sh, sw), (wh, ww) = self.source, self.working
         if abs((shape[1] / shape[0]) / (sw / sh) - 1) > FIRST_FRAME_ASPECT_TOLERANCE:
             raise ValueError(
-                f"first_frame is {shape[1]}x{shape[0]} (WxH) but the video is {sw}x{sh} (working size {ww}x{wh}): its "
-                "aspect ratio differs, so it cannot be placed on frame 0 without moving its content. Give frame 0 of "
-                f"this clip after the image inpainter at the video's size {sw}x{sh} (e.g. 'VideoPainter First Frame for "
-                f"Inpainting' -> FLUX Fill), or one already cut and resized to the working size {ww}x{wh}"
+                f"first_frame is {shape[1]}x{shape[0]} (WxH, aspect {shape[1] / shape[0]:.2f}) but the video is "
+                f"{sw}x{sh} (aspect {sw / sh:.2f}; working size {ww}x{wh}): the aspect ratios differ by more than "
+                f"{FIRST_FRAME_ASPECT_TOLERANCE:.0%}, so it cannot be placed on the clip's first frame without moving "
+                f"its content. Give the clip's first frame after the image inpainter at the video's size {sw}x{sh} "
+                f"(e.g. 'VideoPainter First Frame for Inpainting' -> FLUX Fill), or one already cut and resized to the "
+                f"working size {ww}x{wh}"
             )
         log.warning(
             "first_frame is %dx%d (WxH) but the video is %dx%d: %s (Lanczos); give a first frame of the video's size "

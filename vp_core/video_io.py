@@ -157,15 +157,15 @@ def frame_size(src: Frames) -> tuple[int, int]:
 
 
 def video_frame(source: Source, index: int, name: str = "video",
-                trim: tuple[float, float] = (0.0, 0.0)) -> Tensor:
+                trim: tuple[float, float] = (0.0, 0.0), index_name: str = "index") -> Tensor:
     """Frame ``index`` (counted from the ``trim`` start) of a file as uint8 ``[H, W, 3]``, converted as the host
-    converts (``to_rgb24``); frames before it are decoded, not converted."""
+    converts (``to_rgb24``); frames before it are decoded, not converted. ``index_name``: the input that gave it."""
     src = FileSource(source, name=name, trim=trim)
     try:
         if len(src) == 0:
             raise ValueError(f"{name}: the clip has 0 frames; load a video with at least 1 frame")
         if not 0 <= index < len(src):
-            raise ValueError(f"index: the {name} has {len(src)} frames (0..{len(src) - 1}); got {index}")
+            raise ValueError(f"{index_name}: the {name} has {len(src)} frames (0..{len(src) - 1}); got {index}")
         return src.read(index, index + 1)[0]
     finally:
         src.close()

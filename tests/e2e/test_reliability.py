@@ -489,6 +489,35 @@ def test_12_first_frame_of_another_size_is_resized(server, warm):
     assert msg("first_frame_size") in log.wait_for(msg("first_frame_size"))
 
 
+def _first_frame_and_encoder(first_frame_skip: int, encoder_skip: int) -> dict:
+    """Load Video -> First Frame for Inpainting -> the encoder's first_frame (no model: the frames output shown)."""
+    return {
+        "9": {"class_type": "LoadVideo", "_meta": {"title": "video"}, "inputs": {"file": "vp_sample.mp4"}},
+        "11": {"class_type": "LoadVideo", "_meta": {"title": "mask"}, "inputs": {"file": "vp_sample_mask.mp4"}},
+        "50": {"class_type": "VideoPainterFirstFrame", "_meta": {"title": "flux_first_frame_source"},
+               "inputs": {"video": ["9", 0], "mask": ["11", 0], "dilate": 32, "threshold": 0.5,
+                          "skip_first_frames": first_frame_skip}},
+        "14": {"class_type": "VideoPainterEncode", "_meta": {"title": "encode"},
+               "inputs": {"video": ["9", 0], "mask": ["11", 0], "first_frame": ["50", 0], "width": SOURCE_W,
+                          "height": SOURCE_H, "resize_mode": "stretch", "source_fps": 0.0, "target_fps": 8.0,
+                          "dilate": 32, "threshold": 0.5, "first_frame_gt": True, "skip_first_frames": encoder_skip,
+                          "frame_load_cap": 3}},
+        "20": {"class_type": "PreviewImage", "inputs": {"images": ["14", 1]}},
+        "21": {"class_type": "PreviewImage", "inputs": {"images": ["50", 0]}},
+    }
+
+
+def test_12_first_frame_read_at_another_source_frame_than_the_encoders_first_is_refused(server):
+    assert fails(server, _first_frame_and_encoder(0, 2), "VideoPainterFirstFrame") == msg("first_frame_skip")
+    result = completes(server, _first_frame_and_encoder(2, 2))
+    frames, (first,) = preview_pixels(server, result), preview_pixels(server, result, "21")
+    assert len(frames) == 3 and np.array_equal(first, frames[0])  # the encoder's first kept frame, painted on
+    # only the encoder's value changes: the First Frame node's result is cached, the encoder refuses
+    message = fails(server, _first_frame_and_encoder(2, 3), "VideoPainterEncode")
+    assert "reads source frame 2 (skip_first_frames 2)" in message and message.endswith(
+        "Set skip_first_frames to 3 on node 50 (the same value as the encoder's skip_first_frames)"), message
+
+
 def test_13_text_too_long_is_truncated_with_the_reference_warning(server, warm):
     long_prompt = ("A red vintage car drives along the coastal road at sunset, waves crash on the rocks below and "
                    "seagulls circle overhead.")

@@ -123,9 +123,9 @@ def test_first_frame_of_another_aspect_is_refused(clip, path, resize_mode):
     with pytest.raises(ValueError) as e:
         encode(clip, path, square, resize_mode)
     assert str(e.value).startswith(
-        "first_frame is 60x60 (WxH) but the video is 120x60 (working size 48x32): its aspect ratio differs, so it "
-        "cannot be placed on frame 0 without moving its content. Give frame 0 of this clip after the image inpainter "
-        "at the video's size 120x60"), str(e.value)
+        "first_frame is 60x60 (WxH, aspect 1.00) but the video is 120x60 (aspect 2.00; working size 48x32): the "
+        "aspect ratios differ by more than 2%, so it cannot be placed on the clip's first frame without moving its "
+        "content. Give the clip's first frame after the image inpainter at the video's size 120x60"), str(e.value)
 
 
 def test_vae_cropped_first_frame_is_accepted():

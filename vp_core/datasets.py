@@ -12,7 +12,9 @@ undilated), already cut the reference's way:
   frame-rate sampling; captions from ``davis_caption.csv`` by position (``Video_Index`` = 1-based index in the sorted
   list of mask folders), as the reference looks them up.
 
-Video files are decoded with PyAV frame by frame; only the frames kept are held.
+Video files are decoded with PyAV frame by frame; only the frames kept are held. Frames are turned upright by their
+display rotation (phone clips), as the reference's reader (diffusers' ``load_video``: imageio's ffmpeg, which
+autorotates) and the VIDEO path (``video_io.upright``) show them, so a result is never compared sideways.
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from scipy import ndimage
+
+from . import video_io
 
 
 VPBENCH_COLUMNS = ("path", "mask_id", "fps", "start_frame", "end_frame")
@@ -129,7 +133,7 @@ def _decode(path: Path, keep: range):
                 break
             if i in keep:
                 # rgb24 whatever the host: metrics must not depend on which ComfyUI (if any) is importable
-                yield frame.to_ndarray(format="rgb24")
+                yield video_io.upright(frame.to_ndarray(format="rgb24"), frame.rotation)
 
 
 def _kept(n: int, start: int, end: int, step: int, max_frames: int | None) -> range:

@@ -80,6 +80,12 @@ def quarter_turns(rotation: float) -> int:
     return int(rotation // 90) % 4
 
 
+def upright(img: np.ndarray, rotation: float) -> np.ndarray:
+    """A decoded frame ``[H, W, ...]`` turned upright by its display rotation (``quarter_turns``)."""
+    turns = quarter_turns(rotation)
+    return np.ascontiguousarray(np.rot90(img, k=turns)) if turns else img
+
+
 def to_rgb24(frame: av.VideoFrame) -> np.ndarray:
     """One decoded frame, upright (turned by its display rotation, see ``quarter_turns``), as ``uint8 [H, W, 3]``.
 
@@ -87,7 +93,7 @@ def to_rgb24(frame: av.VideoFrame) -> np.ndarray:
     float path rounded to the nearest uint8 (within 1/510 of core's float IMAGE). RGB frames (lossless FFV1
     ``bgr0``, PNG sequences, ...) keep the file's bytes on every host: swscale's 8-bit RGB -> float conversion reads
     up to 0.98/255 dark, so there this path is exact where core 0.2x is not."""
-    turns = quarter_turns(frame.rotation)
+    rotation = frame.rotation  # before any padding: a filtered frame need not keep the display matrix
     if frame.format.name in _RGB24_ON_EVERY_HOST or frame.format.is_rgb or not host_reads_in_float():
         img = frame.to_ndarray(format="rgb24")
     else:
@@ -95,7 +101,7 @@ def to_rgb24(frame: av.VideoFrame) -> np.ndarray:
         if w % 32:  # padded like core pads (swscale's float path is not deterministic on other widths), then cropped
             frame = _padded(frame)
         img = np.clip(np.rint(frame.to_ndarray(format="gbrpf32le")[:h, :w] * 255.0), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(np.rot90(img, k=turns)) if turns else img
+    return upright(img, rotation)
 
 
 def _padded(frame: av.VideoFrame) -> av.VideoFrame:

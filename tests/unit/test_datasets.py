@@ -48,6 +48,31 @@ def _write_vpbench(tmp_path, fps=16, start=3, end=25, mask_id=2, edit=False):
     return path, frames, labels
 
 
+@pytest.mark.parametrize("degrees", [90, -90, 180])
+def test_vpbench_clip_with_a_display_rotation_is_read_upright(tmp_path, degrees):
+    """A phone clip (frames stored sideways, a display matrix) is read as players show it, and its masks (made on
+    the upright frames) line up; rgb24 stays exact (lossless H.264 RGB)."""
+    import av
+
+    path, _, _ = _write_vpbench(tmp_path)
+    (row,) = datasets.vpbench_rows(path, tmp_path / "videovo", tmp_path / "masks")
+    rng = np.random.default_rng(1)
+    stored = rng.integers(0, 256, (30, 16, 24, 3), dtype=np.uint8)
+    shown = np.ascontiguousarray(np.rot90(stored, k=degrees // 90, axes=(1, 2)))
+    with av.open(row["video"], "w") as c:  # as datasets.write_video, plus the display rotation
+        s = c.add_stream("libx264rgb", rate=16)
+        s.width, s.height, s.pix_fmt, s.options = 24, 16, "rgb24", {"qp": "0"}
+        s.set_display_rotation(degrees)
+        for f in stored:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(s.encode())
+    labels = rng.integers(0, 3, shown.shape[:3]).astype(np.uint8)
+    np.savez_compressed(row["masks"], labels)
+    got, holes = datasets.read_clip(row, max_frames=5)
+    np.testing.assert_array_equal(got.numpy(), shown[3:25][::2][:5])
+    np.testing.assert_array_equal(holes.numpy(), (labels[3:25][::2][:5] == 2) * 255)
+
+
 def test_vpbench_clip_is_cut_like_the_reference(tmp_path):
     path, frames, labels = _write_vpbench(tmp_path)
     (row,) = datasets.vpbench_rows(path, tmp_path / "videovo", tmp_path / "masks")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import os
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -283,11 +284,45 @@ class VideoInfo:
 
 def probe(source: Source, trim: tuple[float, float] = (0.0, 0.0), name: str = "video") -> VideoInfo:
     """Frame count (packets of the video stream inside the trim window), frame rate, upright size and display
-    rotation of a file. Only the first frame is decoded (the display rotation comes with the decoded frames)."""
+    rotation of a file. Only the first frame is decoded (the display rotation comes with the decoded frames).
+
+    A job asks this of each file several times (encoder, first frame, readers, composite, preview): a file on disk
+    is probed once per (path, inode, size, mtime, trim), so a rewritten file is probed again. Failures are not
+    cached, and name the input (``name``) that gave the file."""
+    try:
+        key = _file_key(source)
+        return _probe_file(*key, tuple(trim)) if key is not None else _probe(source, tuple(trim))
+    except _Unreadable as e:
+        raise ValueError(f"{name}: {e}") from e.__cause__
+
+
+class _Unreadable(Exception):
+    """Why a file cannot be probed, without the input's name (``probe`` adds it)."""
+
+
+def _file_key(source: Source) -> tuple[str, int, int, int] | None:
+    """(resolved path, inode, size, mtime_ns) of a file on disk; None for an in-memory file or a missing path (then
+    opening it reports the error)."""
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    try:
+        st = os.stat(source)
+    except OSError:
+        return None
+    return os.path.realpath(source), st.st_ino, st.st_size, st.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=64)
+def _probe_file(path: str, inode: int, size: int, mtime_ns: int, trim: tuple[float, float]) -> VideoInfo:
+    """``_probe`` of a file on disk; the file's identity is in the arguments so a changed file misses the cache."""
+    return _probe(path, trim)
+
+
+def _probe(source: Source, trim: tuple[float, float]) -> VideoInfo:
     try:
         with _opener(source)() as c:
             if not c.streams.video:
-                raise ValueError(f"{name}: the file has no video stream; load a video file")
+                raise _Unreadable("the file has no video stream; load a video file")
             s = c.streams.video[0]
             fps = Fraction(s.average_rate) if s.average_rate else (Fraction(s.guessed_rate) if s.guessed_rate else Fraction(0))
             lo, hi = _trim_pts(s, trim)
@@ -305,7 +340,7 @@ def probe(source: Source, trim: tuple[float, float] = (0.0, 0.0), name: str = "v
                 w, h = h, w
             return VideoInfo(n, fps, w, h, bool(c.streams.audio), rotation)
     except av.FFmpegError as e:
-        raise ValueError(f"{name}: cannot read the video file ({e}); check that it is a video PyAV/FFmpeg can open") from e
+        raise _Unreadable(f"cannot read the video file ({e}); check that it is a video PyAV/FFmpeg can open") from e
 
 
 def _trim_pts(stream, trim: tuple[float, float]) -> tuple[float, float]:

@@ -120,3 +120,46 @@ def test_dilate_is_the_opencv_anchored_square(size):
         x = torch.nn.functional.pad(masks[:, None].float(), (lo, hi, lo, hi), value=float("-inf"))
         x = torch.nn.functional.max_pool2d(torch.nn.functional.max_pool2d(x, (size, 1), stride=1), (1, size), stride=1)
         assert torch.equal(preprocess.dilate(masks, size), x[:, 0].to(masks.dtype))
+
+
+# ------------------------------------------------------------------------------------------- one probe per file
+
+
+@pytest.fixture
+def opens(monkeypatch):
+    """How many times a file is opened through ``video_io._opener`` (the probe's and the readers' one way in)."""
+    count = {"n": 0}
+    real = video_io._opener
+
+    def counting(source):
+        open_ = real(source)
+        return lambda: count.__setitem__("n", count["n"] + 1) or open_()
+
+    monkeypatch.setattr(video_io, "_opener", counting)
+    return count
+
+
+def test_an_unchanged_file_is_probed_once_and_a_rewritten_one_again(tmp_path, opens):
+    frames = make_sample_clip.sample_frames(6, 32, 16)[0]
+    path = write_ffv1(tmp_path / "v.mkv", frames)
+    first = video_io.probe(str(path), name="video")
+    assert video_io.probe(path, name="mask") == first and opens["n"] == 1  # any name, str or Path: one open
+    assert video_io.FileSource(str(path)).info == first and opens["n"] == 1  # a reader's own probe too
+    trimmed = video_io.probe(str(path), (0.1, 0.0))  # another trim window is another question
+    assert opens["n"] == 2 and 0 < trimmed.frames < first.frames
+    write_ffv1(tmp_path / "v.mkv", frames[:4])  # rewritten in place: another size and mtime
+    assert video_io.probe(str(path)).frames == 4 and opens["n"] == 3
+    data = path.read_bytes()
+    video_io.probe(data), video_io.probe(data)  # in-memory files are not kept: probed each time
+    assert opens["n"] == 5
+
+
+def test_failures_are_not_cached_and_name_the_input_each_time(tmp_path, opens):
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    for name in ("video", "mask", "video"):
+        with pytest.raises(ValueError, match=rf"^{name}: cannot read the video file \("):
+            video_io.probe(str(bad), name=name)
+    assert opens["n"] == 3
+    write_ffv1(bad, make_sample_clip.sample_frames(3, 32, 16)[0])  # fixed: read now
+    assert video_io.probe(str(bad)).frames == 3

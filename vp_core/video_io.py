@@ -7,7 +7,9 @@ returns frames ``a..b-1`` as ``uint8 [n, H, W, C]`` (``C`` = 3 for video; masks 
   ``step``-th after ``skip_first``, at most ``cap``) are converted to RGB, at once as uint8. Reading goes forward; the
   last 16 sampled frames are kept, so consecutive windows that share frames (the overlap) do not decode them twice.
   A read before the cursor and outside those reopens the file (sequential decoding is exact on any codec; seeking by
-  timestamp is not frame-exact on every file).
+  timestamp is not frame-exact on every file), or, where the file has a keyframe after which decoding is exactly
+  decoding from the start (H.264 IDR, HEVC IRAP, FFV1 and intra-only keyframes: ``video_seek``), seeks to the last such
+  keyframe before the frame; so does a read far ahead of the decoder (the mask preview's few frames of a long clip).
 - ``TensorSource`` is the same interface over an IMAGE/MASK batch already in memory (short clips, masks made by
   other nodes).
 - ``Mapped`` applies a per-frame function (crop, mask threshold, masking, dilation) on the fly, which is exact
@@ -17,17 +19,20 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import logging
 import os
 import time
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable, Union
+from typing import Callable, Iterator, Union
 
 import av
 import numpy as np
 import torch
 from torch import Tensor
+
+from . import video_seek
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +285,7 @@ class VideoInfo:
     height: int
     has_audio: bool
     rotation: int = 0
+    restarts: tuple[tuple[int, int], ...] = ()  # (frame index, pts) of keyframes a reader may seek to (video_seek)
 
 
 def probe(source: Source, trim: tuple[float, float] = (0.0, 0.0), name: str = "video") -> VideoInfo:
@@ -326,8 +332,9 @@ def _probe(source: Source, trim: tuple[float, float]) -> VideoInfo:
             s = c.streams.video[0]
             fps = Fraction(s.average_rate) if s.average_rate else (Fraction(s.guessed_rate) if s.guessed_rate else Fraction(0))
             lo, hi = _trim_pts(s, trim)
-            n, rotation = 0, None
+            n, rotation, restarts = 0, None, video_seek.RestartPoints(s, lo, hi)
             for p in c.demux(s):
+                restarts.add(p)
                 if rotation is None and p.size > 0:
                     try:
                         rotation = next((f.rotation for f in p.decode()), None)
@@ -338,7 +345,7 @@ def _probe(source: Source, trim: tuple[float, float]) -> VideoInfo:
             w, h = s.codec_context.width, s.codec_context.height
             if quarter_turns(rotation) % 2:
                 w, h = h, w
-            return VideoInfo(n, fps, w, h, bool(c.streams.audio), rotation)
+            return VideoInfo(n, fps, w, h, bool(c.streams.audio), rotation, restarts.points())
     except av.FFmpegError as e:
         raise _Unreadable(f"cannot read the video file ({e}); check that it is a video PyAV/FFmpeg can open") from e
 
@@ -353,6 +360,7 @@ def _trim_pts(stream, trim: tuple[float, float]) -> tuple[float, float]:
     return lo, ((first + start + duration) / tb) if duration else float("inf")
 
 
+SEEK_GAP = 48  # source frames: a restart point at least this far ahead of the decoder is sought, not decoded up to
 KEEP_FRAMES = 8  # sampled frames a reader keeps (6 MB each at 1080p RGB): covers the windows' overlap (default 1)
 DECODE_THREADS = 2
 
@@ -384,6 +392,7 @@ class FileSource(FrameSource):
         self._container = None
         self._frames = None  # iterator over decoded frames in the trim window
         self._next = 0  # sampled index the iterator will produce next
+        self._need = 0  # after a seek: frames to decode up to that sampled frame (else counted from the step)
         self.keep, self.post = keep, post
         self._cache_start, self._cache = 0, []  # the last ``keep`` sampled frames decoded (uint8 arrays)
         self.decoded = self.converted = 0  # frames decoded (skipped ones included) and converted, for tests/benchmarks
@@ -410,7 +419,7 @@ class FileSource(FrameSource):
     def close(self) -> None:
         if self._container is not None:
             self._container.close()
-        self._container, self._frames, self._next = None, None, 0
+        self._container, self._frames, self._next, self._need = None, None, 0, 0
         self._cache_start, self._cache = 0, []
 
     def _restart(self) -> None:
@@ -421,21 +430,54 @@ class FileSource(FrameSource):
         # Frame threading holds a frame per thread: ffmpeg's automatic count (cores + 1) costs ~140 MB per 1080p
         # H.264 decoder on a 16-core machine, and a job has up to five decoders open. Two threads: ~55 MB.
         stream.codec_context.thread_count = DECODE_THREADS
+        self._frames = self._decoded(stream)
+
+    def _decoded(self, stream) -> Iterator[av.VideoFrame]:
+        """The decoded frames of the trim window, from the container's position on."""
         lo, hi = _trim_pts(stream, self.trim)
+        for frame in self._container.decode(stream):
+            if frame.pts is not None and not lo <= frame.pts < hi:
+                if frame.pts >= hi:
+                    return
+                continue
+            yield frame
 
-        def frames():
-            for frame in self._container.decode(stream):
-                if frame.pts is not None and not lo <= frame.pts < hi:
-                    if frame.pts >= hi:
-                        return
-                    continue
-                yield frame
-
-        self._frames = frames()
+    def _seek(self, pos: int) -> bool:
+        """Put the decoder just before sampled frame ``pos`` by seeking to the last restart point at or before it
+        (``VideoInfo.restarts``: keyframes after which decoding gives exactly the frames of decoding from the start,
+        see ``video_seek``), where that saves decoding at least ``SEEK_GAP`` frames or decoding again from the
+        start. The frame is found by the restart point's pts, then counted on from it as the sequential read counts.
+        False when nothing was done (or the seek did not land on that keyframe: then the file is read from the
+        start, as without seeking)."""
+        target = self.skip_first + pos * self.step  # source frame index in the trim window
+        points = [r for r in self.info.restarts if r[0] <= target]
+        if not points or points[-1][0] == 0:
+            return False
+        index, pts = points[-1]
+        behind = self._frames is not None and pos < self._next
+        cursor = 0 if self._frames is None or self._next == 0 else self.skip_first + (self._next - 1) * self.step + 1
+        if not behind and index - cursor < SEEK_GAP:
+            return False
+        self._restart()
+        stream = self._container.streams.video[0]
+        self._container.seek(pts, stream=stream, backward=True, any_frame=False)
+        self._frames = self._decoded(stream)
+        frame = None
+        for frame in self._frames:  # pictures before the keyframe (leading, or an earlier keyframe): not counted
+            if frame.pts is None or frame.pts >= pts:
+                break
+        if frame is None or frame.pts != pts:
+            log.info("%s: seeking to frame %d (pts %d) landed elsewhere; decoding from the start", self.name, index, pts)
+            self._restart()
+            return False
+        self._frames = itertools.chain([frame], self._frames)
+        self._next, self._need = pos, target - index + 1
+        return True
 
     def _advance(self, convert: bool) -> np.ndarray | None:
         """Decode up to the next sampled frame; convert only that one, and only when it is wanted."""
-        need = (self.skip_first if self._next == 0 else self.step - 1) + 1
+        need = self._need or (self.skip_first if self._next == 0 else self.step - 1) + 1
+        self._need = 0
         t0 = time.perf_counter()
         try:
             return self._advance_timed(need, convert)
@@ -471,7 +513,7 @@ class FileSource(FrameSource):
             out = cache[start - c0: end - c0]
             pos = start + len(out)
         if pos < end:
-            if self._frames is None or pos < self._next:
+            if not self._seek(pos) and (self._frames is None or pos < self._next):
                 if self._frames is not None:
                     log.info("%s: sampled frame %d is behind the decoder (at %d) and not among the last %d kept; "
                              "decoding again from the start of the file", self.name, pos, self._next, self.keep)

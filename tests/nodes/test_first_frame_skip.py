@@ -13,17 +13,9 @@ from videopainter.nodes import encode, first_frame, video
 from videopainter.vp_core import video_io
 
 from make_sample_clip import sample_frames, write_mp4
-from vp_node_helpers import node_kwargs, run
+from vp_node_helpers import FileVideo, node_kwargs, run
 
 FRAMES, W, H, SKIP = 12, 48, 32, 5
-
-
-class FileVideo:
-    def __init__(self, path):
-        self.path = str(path)
-
-    def get_stream_source(self):
-        return self.path
 
 
 @pytest.fixture(scope="module")

@@ -15,3 +15,13 @@ def node_kwargs(node_cls, **given):
 def run(node_cls, **given):
     """``node_cls.execute`` with schema defaults; returns the outputs tuple."""
     return node_cls.execute(**node_kwargs(node_cls, **given)).result
+
+
+class FileVideo:
+    """The part of core's VIDEO the pack reads: a file to stream from (``get_stream_source``)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def get_stream_source(self):
+        return self.path

@@ -11,7 +11,8 @@ LoRA at full size, bench/README.md "Real size on CPU"). Per call, ``comfy.ops`` 
 * in bf16 they differ by rounding only: per call the LoRA delta is computed in bf16 (``LowVramPatch`` works in the
   weight's dtype, as on a GPU's low-VRAM path), merged in fp32 and rounded once: within one bf16 step at each
   weight tensor's scale;
-* strength changes, re-applying and removing the LoRA between runs give each configuration's own result.
+* strength changes, re-applying and removing the LoRA between runs give each configuration's own result;
+* where the load device is an accelerator, a full load still merges (ComfyUI's fast path there).
 """
 from __future__ import annotations
 
@@ -25,25 +26,19 @@ import comfy.lora
 import comfy.model_management as mm
 import comfy.model_patcher
 import comfy.ops
+import comfy.utils
 from videopainter.vp_core import attach, loaders
 from videopainter.vp_core import patcher as vp_patcher
 from videopainter.vp_core.conformance import runner
 
-from conformance_fixture import FIXTURE, needs_fixture
+from conformance_fixture import FIXTURE, needs_fixture, released_fixture
 
 pytestmark = needs_fixture("cases")  # every test here reads the fixtures
 CASE = "forward_id_resample"  # ID resampling with the ID LoRA on to_q/k/v/out of every block
 ID_LORA = FIXTURE / "id_lora" / "pytorch_lora_weights.safetensors"
 
 
-@pytest.fixture(scope="module")
-def fx():
-    fixture = runner.Fixture(FIXTURE)
-    yield fixture
-    mm.unload_all_models()
-    for p in fixture._cache.values():
-        if hasattr(p, "detach"):
-            p.detach()
+fx = pytest.fixture(scope="module")(released_fixture)
 
 
 def unload(*patchers) -> None:
@@ -152,3 +147,19 @@ def test_strength_change_reapply_and_remove_between_runs(fx):
         else:
             fx._cache[key] = saved
         unload(base, br)
+
+
+def test_accelerator_load_device_still_merges(fx):
+    """Where the load device is an accelerator the merged path (ComfyUI's fast path there) is unchanged. No GPU is
+    needed to see the decision: a patcher whose load device is CUDA, loaded fully onto the CPU."""
+    bb = fx.backbone(True)
+    unload(bb, fx.branch())
+    gpu = vp_patcher.VideoPainterPatcher(bb.model, torch.device("cuda"), torch.device("cpu"))
+    gpu.patches = {k: v[:] for k, v in bb.patches.items()}
+    assert not vp_patcher.patches_per_call(gpu.load_device)
+    try:
+        gpu.patch_model(torch.device("cpu"))  # lowvram_model_memory 0: a full load, as load_models_gpu's fast path
+        assert len(gpu.backup) == len(gpu.patches) and gpu.lowvram_patch_counter() == 0
+    finally:
+        gpu.unpatch_model(torch.device("cpu"))
+    assert gpu.backup == {}

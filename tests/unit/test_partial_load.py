@@ -31,7 +31,7 @@ import comfy.model_management as mm
 from videopainter.vp_core import patcher as vp_patcher
 from videopainter.vp_core.conformance import runner
 
-from conformance_fixture import FIXTURE, needs_fixture
+from conformance_fixture import FIXTURE, needs_fixture, released_fixture
 
 FRACTIONS = [0.0, 0.3, 0.7]  # share of model_size() the memory manager may keep loaded (0 -> 1 byte)
 ATOL_VS_REFERENCE = 1e-4
@@ -44,14 +44,7 @@ def accelerator_patching(monkeypatch):
     monkeypatch.setattr(vp_patcher, "patches_per_call", lambda device: False)
 
 
-@pytest.fixture(scope="module")
-def fx():
-    fixture = runner.Fixture(FIXTURE)
-    yield fixture
-    mm.unload_all_models()
-    for patcher in fixture._cache.values():
-        if hasattr(patcher, "detach"):
-            patcher.detach()
+fx = pytest.fixture(scope="module")(released_fixture)
 
 
 def case(name: str) -> tuple[dict, dict, dict]:

@@ -20,11 +20,12 @@ being the process after its imports (torch, ComfyUI, diffusers):
   grid (64 x 64 px); the latents must be finite. The learned positional table of CogVideoX-5B fixes 60 x 90 latents,
   so for this step only it is switched off in the backbone and the branch (``patch_embed.pos_embedding = None``); that changes no memory figure.
 
-The ``bf16`` / ``fp8`` rows also report ComfyUI's LoRA backups: ``ModelPatcher`` keeps the original of every
-LoRA-patched weight to restore it later; on a CPU both copies are in RAM (on a GPU the original is the host copy that
-exists anyway), so the ratio is shown with and without them.
+The ``bf16`` / ``fp8`` rows also report how the LoRA was applied: ComfyUI's ``ModelPatcher`` merges it into the
+weights on a full load and keeps the original of every patched weight to restore it later (on a CPU both copies are in
+RAM); on a CPU load device this pack's patcher applies it per call instead (``vp_core/patcher.py``), so the backups
+are 0 and the per-call patches are counted.
 
-A benchmark (minutes; peak RSS at full size: 10.1 GB text, 15.3 GB bf16, 9.2 GB fp8), not a test. ``--layers N``
+A benchmark (minutes), not a test. ``--layers N``
 writes a backbone of N layers at full width when the full one does not fit the machine; the ratios are per byte.
 Phases run one by one (``--phases text``, then ``bf16`` ...: each can hold the machine's lock on its own) add to the
 same results file when the sizes match.
@@ -222,10 +223,11 @@ def phase_sample(root: Path, storage: str) -> dict:
     models = sampling.Models(model, branch, vae, load_scheduler_config(base), id_resample=True)
     t1 = time.perf_counter()
     res = sampling.Sampler(models, cond, plan, sampling.SamplerSettings(steps=1, prev_clip_weight=0.5)).run()
-    # ComfyUI's ModelPatcher keeps each LoRA-patched weight's original to restore it (on a GPU the original stays in
-    # host memory and the patched copy goes to the card; on a CPU both are in RAM)
+    # a merged LoRA: ComfyUI's ModelPatcher keeps each patched weight's original to restore it (on a GPU the original
+    # stays in host memory and the patched copy goes to the card; on a CPU both are in RAM); per call: none kept
     backup = sum(getattr(b, "weight", b[0] if isinstance(b, tuple) else b).nbytes for b in model.backup.values())
-    return dict(storage=storage, lora_backup_bytes=backup, end_rss_anon=_status_bytes("RssAnon"),
+    return dict(storage=storage, lora_backup_bytes=backup, lora_patches_per_call=model.lowvram_patch_counter(),
+                end_rss_anon=_status_bytes("RssAnon"),
                 end_rss_file=_status_bytes("RssFile"), base_rss=base_rss, backbone_load_s=backbone_s, backbone_peak_rss=backbone_rss, load_s=load_s,
                 load_peak_rss=load_rss, step_s=time.perf_counter() - t1, peak_rss=peak_rss_bytes(),
                 backbone_bytes=folder_bytes(base / "transformer"),
@@ -286,8 +288,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append([f"all models {phase} + 1 step", f"{r['all_bytes'] / gib:.2f}", f"{r['load_s']:.1f}",
                          f"{r['peak_rss'] / gib:.2f}", f"{r['base_rss'] / gib:.2f}", grow(r["peak_rss"], r["all_bytes"]),
                          f"step {r['step_s']:.1f} s ({r['windows']} windows, CFG, ID), finite {r['finite']}; "
-                         f"ComfyUI's LoRA backups {r['lora_backup_bytes'] / gib:.2f} GiB, without them "
-                         + grow(r["peak_rss"] - r["lora_backup_bytes"], r["all_bytes"])])
+                         f"LoRA: {r.get('lora_patches_per_call', 0)} weights patched per call, ComfyUI's backups "
+                         f"{r['lora_backup_bytes'] / gib:.2f} GiB (ratio without them "
+                         + grow(r["peak_rss"] - r["lora_backup_bytes"], r["all_bytes"]) + ")"])
     print(f"Real-size loading: backbone {args.layers} layers, T5 {args.t5_layers} layers, root {args.root}"
           + (f", written in {wrote_s:.0f} s" if wrote_s else ", files reused"))
     print(common.table(["phase", "files GiB", "load s", "peak RSS GiB", "before loading GiB",

@@ -16,3 +16,17 @@ def needs_fixture(*parts: str) -> pytest.MarkDecorator:
     """Skip unless ``FIXTURE / parts`` exists (e.g. ``needs_fixture("cases", "any_length")``)."""
     path = FIXTURE.joinpath(*parts)
     return pytest.mark.skipif(not path.exists(), reason=f"conformance fixture not found at {path} (../shared/conformance)")
+
+
+def released_fixture():
+    """A ``runner.Fixture`` on the conformance weights whose models are unloaded and unpatched afterwards; tests use
+    it as ``fx = pytest.fixture(scope="module")(released_fixture)``."""
+    import comfy.model_management as mm
+    from videopainter.vp_core.conformance import runner
+
+    fixture = runner.Fixture(FIXTURE)
+    yield fixture
+    mm.unload_all_models()
+    for patcher in fixture._cache.values():
+        if hasattr(patcher, "detach"):
+            patcher.detach()

@@ -24,13 +24,13 @@ from torch import Tensor, nn
 
 import comfy.lora
 import comfy.model_management
-import comfy.model_patcher
 import comfy.ops
 
 from . import core_interop
 from .model.branch import UNUSED_PREFIXES, VideoPainterBranch
 from .model.config import CogVideoXConfig
 from .model.transformer import CogVideoXTransformer
+from .patcher import VideoPainterPatcher
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ def patcher_for(name: str, module: nn.Module, precision: Precision, load_device=
     load_device = load_device or comfy.model_management.get_torch_device()
     offload_device = offload_device or comfy.model_management.unet_offload_device()
     root = ManagedModule(name, module, precision)
-    return comfy.model_patcher.ModelPatcher(root, load_device=load_device, offload_device=offload_device)
+    return VideoPainterPatcher(root, load_device=load_device, offload_device=offload_device)
 
 
 def resolve_transformer_path(path: Path) -> tuple[dict[str, Tensor], dict | None, str]:

@@ -14,6 +14,10 @@ below would change.
 
 Reference: the same inputs after a full load through ``comfy.model_management.load_models_gpu``. Measured
 difference: exactly 0 for every output.
+
+These tests emulate an accelerator's load device, where the budget decides and a full load merges the ID LoRA: on a
+CPU load device this pack's patcher never merges weight patches (``vp_core/patcher.py``, tested in
+``test_lora_per_call.py``), so the patcher is told to decide as for an accelerator here.
 """
 from __future__ import annotations
 
@@ -24,9 +28,10 @@ import torch
 from safetensors.torch import load_file
 
 import comfy.model_management as mm
+from videopainter.vp_core import patcher as vp_patcher
 from videopainter.vp_core.conformance import runner
 
-from conformance_fixture import FIXTURE, needs_fixture
+from conformance_fixture import FIXTURE, needs_fixture, released_fixture
 
 FRACTIONS = [0.0, 0.3, 0.7]  # share of model_size() the memory manager may keep loaded (0 -> 1 byte)
 ATOL_VS_REFERENCE = 1e-4
@@ -34,14 +39,12 @@ ATOL_VS_REFERENCE = 1e-4
 pytestmark = needs_fixture("cases")  # every test here reads the fixtures
 
 
-@pytest.fixture(scope="module")
-def fx():
-    fixture = runner.Fixture(FIXTURE)
-    yield fixture
-    mm.unload_all_models()
-    for patcher in fixture._cache.values():
-        if hasattr(patcher, "detach"):
-            patcher.detach()
+@pytest.fixture(autouse=True)
+def accelerator_patching(monkeypatch):
+    monkeypatch.setattr(vp_patcher, "patches_per_call", lambda device: False)
+
+
+fx = pytest.fixture(scope="module")(released_fixture)
 
 
 def case(name: str) -> tuple[dict, dict, dict]:

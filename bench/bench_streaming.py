@@ -9,7 +9,7 @@ Reported: peak RSS per length, the idle server's RSS, peak above idle, the ratio
 of peak per minute of input, and the time per frame spent decoding the input and encoding the output (from the
 server log's ``streamed video`` line, written by ``vp_core.video_out``).
 
-``python bench/bench_streaming.py [--quick] [--seconds 20,60] [--codec h264|ffv1]``
+``python bench/bench_streaming.py [--quick] [--seconds 30,120] [--codec h264|ffv1]``
 (``--quick``: 6 s and 18 s.) Check ``free -g`` first: the clips need ~200 MB of disk per minute (H.264).
 """
 from __future__ import annotations
@@ -104,10 +104,10 @@ def run_length(seconds: int, models: Path, work: Path, codec: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="6 s and 18 s clips")
-    ap.add_argument("--seconds", default=None, help="two clip lengths in seconds, e.g. 20,60 (default 20,60)")
+    ap.add_argument("--seconds", default=None, help="two clip lengths in seconds (default 30,120, the lengths the issue names; ~45 min on 2 cores)")
     ap.add_argument("--codec", default="h264", choices=("h264", "ffv1"), help="codec of the generated clips")
     args = ap.parse_args(argv)
-    lengths = [int(x) for x in (args.seconds or ("6,18" if args.quick else "20,60")).split(",")]
+    lengths = [int(x) for x in (args.seconds or ("6,18" if args.quick else "30,120")).split(",")]
     with tempfile.TemporaryDirectory(prefix="vp_bench_stream_") as tmp:
         work = Path(tmp)
         models = work / "models"

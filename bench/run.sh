@@ -3,8 +3,8 @@
 #
 #   bash bench/run.sh [--quick] [--gpu]
 #
-#   --quick  smaller grids, fewer repeats, 1 step per window: benchmarks 1-3 under 10 minutes on a 2-core CPU;
-#            benchmark 6 (streaming, 6 s and 18 s of 1080p through the real server) adds ~35 minutes on 2 busy cores
+#   --quick  smaller grids, fewer repeats, 1 step per window, benchmark 6 on 6 s and 18 s of 1080p: all of it in
+#            382 s on a quiet 2-core CPU (2026-12-01; benchmark 6 alone 125 s, ~35 minutes when the cores are busy)
 #   --gpu    also the CUDA benchmarks (full CogVideoX-5B-I2V, bf16): branch overhead, vs diffusers and memory on
 #            the GPU, plus bench_gpu.py (partial load <= 12 GB, full load <= 24 GB, s/window, MFU). Without a
 #            CUDA device each prints "no CUDA device: skipped".

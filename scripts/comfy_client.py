@@ -17,6 +17,7 @@ Typical use::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import importlib.util
 import json
@@ -27,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -183,6 +185,26 @@ class ServerHandle:
         self.stop()
 
 
+@contextlib.contextmanager
+def _sigint_not_inherited_ignored():
+    """While the server is spawned, SIGINT is not ignored in this process, so ComfyUI does not inherit "ignored".
+
+    A client started in the background (``nohup ... &``, a non-interactive shell's ``&``, some schedulers) ignores
+    SIGINT, and an ignored signal stays ignored across exec: ComfyUI would then not stop on ``ServerHandle.stop``'s
+    SIGINT (its clean exit) and would be killed by SIGTERM 15 s later. A handler (this process's Ctrl-C handling)
+    is reset by exec anyway, so only "ignored" needs undoing, for the instant of the spawn (main thread only: Python
+    sets signal handlers there)."""
+    restore = None
+    if os.name == "posix" and threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            restore = signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        if restore is not None:
+            signal.signal(signal.SIGINT, restore)
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -278,10 +300,11 @@ def start_server(
     log_file = open(log_path, "ab")  # noqa: SIM115 - closed by ServerHandle.stop()
     t0 = time.monotonic()
     # Own session: a Ctrl-C in the terminal reaches the client only, which decides to /interrupt and stop.
-    proc = subprocess.Popen(
-        cmd, cwd=base, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        env=None if env is None else {**os.environ, **env},
-    )
+    with _sigint_not_inherited_ignored():
+        proc = subprocess.Popen(
+            cmd, cwd=base, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            env=None if env is None else {**os.environ, **env},
+        )
     handle = ServerHandle(url=f"http://127.0.0.1:{port}", base_dir=base, process=proc, log_path=log_path,
                           _log_file=log_file)
     log.info("starting ComfyUI: %s", " ".join(cmd))

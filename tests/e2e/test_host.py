@@ -287,7 +287,8 @@ def test_vp_run_ctrl_c_interrupts_the_prompt_and_exits_130(server, tmp_path):
     workflow = tmp_path / "slow.json"
     workflow.write_text(json.dumps(slow_prompt()))
     proc = subprocess.Popen([sys.executable, str(VP_RUN), str(workflow), "--server", server.url,
-                             "--output-dir", str(tmp_path / "out")], stderr=subprocess.PIPE, text=True, cwd=REPO)
+                             "--output-dir", str(tmp_path / "out")], stderr=subprocess.PIPE, text=True, cwd=REPO,
+                             preexec_fn=_default_sigint)
     lines = []
     for line in proc.stderr:  # not a TTY: one line per node start
         lines.append(line)
@@ -306,7 +307,8 @@ def test_vp_run_ctrl_c_interrupts_the_prompt_and_exits_130(server, tmp_path):
 
 def test_vp_run_ctrl_c_while_the_host_starts_leaves_nothing_behind(tmp_path):
     proc = subprocess.Popen([sys.executable, str(VP_RUN), str(WINDOW_PLAN), "--output-dir", str(tmp_path),
-                             "--models-dir", str(tmp_path / "models")], stderr=subprocess.PIPE, text=True, cwd=REPO)
+                             "--models-dir", str(tmp_path / "models")], stderr=subprocess.PIPE, text=True, cwd=REPO,
+                             preexec_fn=_default_sigint)
     first = proc.stderr.readline()
     assert first.startswith("starting the pinned ComfyUI host"), first
     base = _vp_run_temp_dirs(first)[0]
@@ -317,6 +319,36 @@ def test_vp_run_ctrl_c_while_the_host_starts_leaves_nothing_behind(tmp_path):
     assert not Path(base).exists()
     leftovers = [p.pid for p in psutil.process_iter(["cmdline"]) if base in " ".join(p.info["cmdline"] or [])]
     assert leftovers == [], f"ComfyUI processes left running: {leftovers}"
+
+
+def _default_sigint() -> None:
+    """In the spawned vp_run: SIGINT as a terminal's Ctrl-C delivers it, even when this test run was started where
+    SIGINT is ignored (a background shell's ``&``), which children would otherwise inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+SIGINT_IGNORED_CLIENT = """
+import signal, sys, time
+sys.path.insert(0, sys.argv[1])
+import comfy_client as cc
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a client started with `nohup ... &`
+handle = cc.start_server(sys.argv[2], models_dir=sys.argv[3])
+t0 = time.monotonic()
+rc = handle.stop()
+print(rc, round(time.monotonic() - t0, 1), signal.getsignal(signal.SIGINT) == signal.SIG_IGN)
+"""
+
+
+def test_a_client_that_ignores_sigint_still_stops_its_server_cleanly(tmp_path, models_dir):
+    """A client started in the background ignores SIGINT; its ComfyUI must not inherit that, or ServerHandle.stop's
+    SIGINT (ComfyUI's clean exit) is ignored and the server is killed by SIGTERM 15 s later."""
+    out = subprocess.run([sys.executable, "-c", SIGINT_IGNORED_CLIENT, str(REPO / "scripts"), str(tmp_path / "base"),
+                          str(models_dir)], capture_output=True, text=True, timeout=180, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rc, seconds, still_ignored = out.stdout.split()[-3:]
+    assert rc == "0", f"ComfyUI exited with {rc} after {seconds} s (SIGINT ignored in it?)\n{out.stderr[-2000:]}"
+    assert float(seconds) < 15, seconds
+    assert still_ignored == "True"  # the client's own disposition is given back
 
 
 def _vp_run_temp_dirs(stderr: str) -> list[str]:

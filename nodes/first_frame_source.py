@@ -7,8 +7,9 @@ frame it was painted on, but the graph does: a frame reader (``VideoPainterFirst
 ``video`` input (the same link) read that source frame. When both numbers are widget values and differ, the first
 frame shows another moment of the clip than the one the video starts from: refused, naming both nodes.
 
-Anything not known from the graph alone (numbers that come from links, a reader of another VIDEO node, an image
-from elsewhere) is not judged. The check runs in the readers (before FLUX Fill samples) and in the encoder (which
+Numbers are widget values or the value of a core ``PrimitiveInt`` node they are linked to; anything not known
+from the graph alone (numbers computed by other nodes, a reader of another VIDEO node, an image from elsewhere) is
+not judged. The check runs in the readers (before FLUX Fill samples) and in the encoder (which
 ComfyUI runs again when only its own ``skip_first_frames`` changed, while the reader's result is cached).
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections import deque
 
 ENCODER = "VideoPainterEncode"
 READERS = {"VideoPainterFirstFrame": "skip_first_frames", "VideoPainterVideoFrame": "index"}
+PRIMITIVE_INT = "PrimitiveInt"  # core's int primitive node (comfy_extras/nodes_primitive.py)
 
 
 def _is_link(v) -> bool:
@@ -36,7 +38,11 @@ def _upstream(prompt: dict, start: str) -> list[str]:
     return order
 
 
-def _number(v) -> int | None:
+def _number(prompt: dict, v) -> int | None:
+    """A widget's int, or the literal of core's ``PrimitiveInt`` node it is linked to (how a number shared by
+    several nodes is wired); None for anything else."""
+    if _is_link(v) and prompt.get(str(v[0]), {}).get("class_type") == PRIMITIVE_INT:
+        v = prompt[str(v[0])].get("inputs", {}).get("value")
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
@@ -55,12 +61,12 @@ def mismatch(prompt: dict | None, node_id: str | None) -> str | None:
         inputs = enc.get("inputs", {})
         if enc.get("class_type") != ENCODER or not _is_link(inputs.get("first_frame")):
             continue
-        skip = _number(inputs.get("skip_first_frames", 0))
+        skip = _number(prompt, inputs.get("skip_first_frames", 0))
         for rid in _upstream(prompt, str(inputs["first_frame"][0])):
             key = READERS.get(prompt[rid].get("class_type"))
             if key is None or node_id not in (str(eid), rid) or prompt[rid].get("inputs", {}).get("video") != inputs.get("video"):
                 continue
-            frame = _number(prompt[rid].get("inputs", {}).get(key, 0))
+            frame = _number(prompt, prompt[rid].get("inputs", {}).get(key, 0))
             if skip is None or frame is None or frame == skip:
                 continue
             return (

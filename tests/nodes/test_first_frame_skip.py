@@ -137,3 +137,16 @@ def test_what_the_graph_does_not_tell_is_not_judged(case):
     }[case]
     assert first_frame_source.mismatch(prompt, "14") is None
     assert first_frame_source.mismatch(_prompt(frame=0), "14") is not None  # the same graph with literals: judged
+
+
+def test_numbers_from_a_primitive_int_node_are_judged():
+    from videopainter.nodes import first_frame_source
+
+    prim = {"7": {"class_type": "PrimitiveInt", "inputs": {"value": 0}}}
+    assert "reads source frame 0" in first_frame_source.mismatch(_prompt(frame=["7", 0]) | prim, "14")
+    skip = {"7": {"class_type": "PrimitiveInt", "inputs": {"value": SKIP}}}
+    assert first_frame_source.mismatch(_prompt(frame=["7", 0]) | skip, "14") is None
+    assert f"starts the clip at source frame {SKIP + 1}" in first_frame_source.mismatch(
+        _prompt(frame=SKIP, skip=["7", 0]) | {"7": {"class_type": "PrimitiveInt", "inputs": {"value": SKIP + 1}}}, "14")
+    computed = {"7": {"class_type": "SomeMathNode", "inputs": {"value": 0}}}  # another node's output: not judged
+    assert first_frame_source.mismatch(_prompt(frame=["7", 0]) | computed, "14") is None

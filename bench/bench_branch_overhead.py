@@ -1,6 +1,6 @@
 """Benchmark 1: time per denoising step of backbone + branch (+ ID resample) relative to the backbone alone.
 
-One step is what ``vp_core.sampling.Sampler.denoise_window`` does per timestep: the branch forward (2 blocks) and
+One step is what ``vp_core.pipeline.sampling.Sampler.denoise_window`` does per timestep: the branch forward (2 blocks) and
 the backbone forward with the branch features added (mask-selective), with or without ID-resample attention, at
 batch 2 (classifier-free guidance). ID resampling runs in its default (reduced) form and, side by side, in the
 literal form of the reference (``id_resample.FORM = "literal"``); the hole covers 25 % of the video tokens. All variants run in the same process on the same inputs, interleaved, median of

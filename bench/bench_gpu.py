@@ -2,7 +2,7 @@
 
 Random bf16 weights in the real shapes (42-layer backbone, 2-layer branch, 48 heads x 64, text 226 x 4096), one
 49-frame window at 480 x 720 (latents 13 x 60 x 90), classifier-free guidance (batch 2). One step = branch forward +
-backbone forward with the branch features added, exactly the calls ``vp_core.sampling.Sampler.denoise_window``
+backbone forward with the branch features added, exactly the calls ``vp_core.pipeline.sampling.Sampler.denoise_window``
 makes; the models are placed by ComfyUI's memory manager with the same ``load_models_gpu`` call ``Sampler.run``
 makes, with the same ``memory_required`` (``sampling.activation_bytes``). Every (mode, attention, ID on/off) run is
 its own subprocess, so peaks and the host's attention choice never mix; "+ID" adds window 0's (reduced) ID-resample
@@ -92,7 +92,8 @@ def worker(mode: str, attention: str, steps: int, window_steps: int, cap_gb: flo
         return vae_worker(mode, steps, smoke, host)
     import torch
     import comfy.model_management
-    from vp_core import loaders, sampling
+    from vp_core.checkpoints import loaders
+    from vp_core.pipeline import sampling
     from vp_core.model.branch import VideoPainterBranch
     from vp_core.model.id_resample import IDResample
     from vp_core.model.transformer import CogVideoXTransformer, Injection
@@ -179,7 +180,7 @@ def vae_worker(mode: str, steps: int, smoke: bool, host: dict) -> dict:
     import torch
     from diffusers import AutoencoderKLCogVideoX
 
-    from vp_core.vae import video_vae_from_module
+    from vp_core.checkpoints.vae import video_vae_from_module
 
     device = torch.device("cpu") if smoke else torch.device("cuda")
     dtype = torch.bfloat16

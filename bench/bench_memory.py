@@ -2,8 +2,8 @@
 
 Each run is a fresh subprocess (peaks never mix) that loads the tiny conformance models (``../shared/conformance`` or ``$VP_CONFORMANCE_DIR``,
 the same loaders the nodes use), builds a clip of ``17 x windows`` frames from the ``any_length`` case, and runs
-``vp_core.sampling.Sampler`` in reference mode (window 17, overlap 0, ID LoRA + ID resampling with
-prev_clip_weight 0.5, as that case does) followed by ``vp_core.sampling.decode``. CPU: resident set size sampled
+``vp_core.pipeline.sampling.Sampler`` in reference mode (window 17, overlap 0, ID LoRA + ID resampling with
+prev_clip_weight 0.5, as that case does) followed by ``vp_core.pipeline.sampling.decode``. CPU: resident set size sampled
 by a psutil thread every 2 ms, per phase (load, sample, decode), cross-checked with the kernel's ``ru_maxrss``. CUDA:
 ``torch.cuda.max_memory_allocated``.
 
@@ -95,9 +95,9 @@ def worker(windows: int, steps: int, cuda: bool, threads: int = 1) -> dict:
     mon.mark("import")
     common.setup("host", cpu=not cuda, threads=threads)
     import torch
-    from vp_core import preprocess, sampling
+    from vp_core.pipeline import preprocess, sampling
     from vp_core.conformance.runner import Fixture
-    from vp_core.windows import plan_windows
+    from vp_core.pipeline.windows import plan_windows
 
     mon.mark("load")
     data = clip(windows)

@@ -22,7 +22,7 @@ being the process after its imports (torch, ComfyUI, diffusers):
 
 The ``bf16`` / ``fp8`` rows also report how the LoRA was applied: ComfyUI's ``ModelPatcher`` merges it into the
 weights on a full load and keeps the original of every patched weight to restore it later (on a CPU both copies are in
-RAM); on a CPU load device this pack's patcher applies it per call instead (``vp_core/patcher.py``), so the backups
+RAM); on a CPU load device this pack's patcher applies it per call instead (``vp_core/checkpoints/patcher.py``), so the backups
 are 0 and the per-call patches are counted.
 
 A benchmark (minutes), not a test. ``--layers N``
@@ -119,8 +119,8 @@ def write_all(root: Path, layers: int, t5_layers: int, lora_rank: int) -> None:
     from transformers import T5Config, T5EncoderModel
 
     import comfy.ops
-    from vp_core import tiny_checkpoints
-    from vp_core.loaders import DEFAULT_SCHEDULER
+    from vp_core.checkpoints import tiny_checkpoints
+    from vp_core.checkpoints.loaders import DEFAULT_SCHEDULER
     from vp_core.model.branch import VideoPainterBranch
     from vp_core.model.config import CogVideoXConfig
     from vp_core.model.transformer import CogVideoXTransformer
@@ -176,7 +176,7 @@ def phase_text(root: Path) -> dict:
     import torch
     from safetensors.torch import save_file
 
-    from vp_core import text
+    from vp_core.checkpoints import text
 
     base = root / "CogVideoX-5b-I2V"
     import comfy.sd  # noqa: F401  (imports before the baseline)
@@ -195,9 +195,11 @@ def phase_sample(root: Path, storage: str) -> dict:
     import torch
     from safetensors.torch import load_file
 
-    from vp_core import attach, sampling, windows
-    from vp_core.loaders import load_backbone, load_branch, load_scheduler_config
-    from vp_core.vae import load_vae
+    from vp_core.checkpoints import attach
+
+    from vp_core.pipeline import sampling, windows
+    from vp_core.checkpoints.loaders import load_backbone, load_branch, load_scheduler_config
+    from vp_core.checkpoints.vae import load_vae
 
     base = root / "CogVideoX-5b-I2V"
     dtype = torch.float8_e4m3fn if storage == "fp8" else torch.bfloat16

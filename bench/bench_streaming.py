@@ -7,7 +7,7 @@ Video) with the tiny demo weights and 1 step per window. The server's RSS (its w
 
 Reported: peak RSS per length, the idle server's RSS, peak above idle, the ratio long/short (target <= 1.10), MB
 of peak per minute of input, and the time per frame spent decoding the input and encoding the output (from the
-server log's ``streamed video`` line, written by ``vp_core.video_out``).
+server log's ``streamed video`` line, written by ``vp_core.pipeline.video_out``).
 
 ``python bench/bench_streaming.py [--quick] [--seconds 30,120] [--codec h264|ffv1]``
 (``--quick``: 6 s and 18 s.) Check ``free -g`` first: the clips need ~200 MB of disk per minute (H.264).

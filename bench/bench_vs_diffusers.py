@@ -1,6 +1,6 @@
 """Benchmark 2: our CogVideoX backbone step vs diffusers' own ``CogVideoXTransformer3DModel``, same weights, same inputs.
 
-Our module is built by ``vp_core.loaders.build_module`` from a random state dict; that state dict is loaded unchanged
+Our module is built by ``vp_core.checkpoints.loaders.build_module`` from a random state dict; that state dict is loaded unchanged
 into diffusers' model (the key names are identical). Both get the same latents, text, timestep and RoPE table
 (``vp_core.model.rope.video_rope``), run interleaved in one process, median of ``--repeats``; the outputs are compared
 (max abs diff). ComfyUI fixes its attention function at import, so each attention backend runs in its own

@@ -1,6 +1,6 @@
 """Shared plumbing of the benchmarks: host setup, random-weight modules, alternating timers, tables and JSON.
 
-Every benchmark builds its modules through ``vp_core.loaders.build_module`` (the production loader path, comfy.ops
+Every benchmark builds its modules through ``vp_core.checkpoints.loaders.build_module`` (the production loader path, comfy.ops
 layers) from a random state dict, so what is timed is the code the nodes run, not a copy of it.
 """
 from __future__ import annotations
@@ -44,7 +44,7 @@ def setup(attention: str = "host", cpu: bool | None = None, threads: int | None 
     if attention not in ATTENTION_CHOICES:
         raise ValueError(f"attention must be one of {ATTENTION_CHOICES}; got {attention!r}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from vp_core.hostenv import ensure_comfy
+    from vp_core.base.hostenv import ensure_comfy
 
     if "comfy.model_management" in sys.modules and attention != "host":
         raise RuntimeError("setup() must run before comfy.model_management is imported")
@@ -108,9 +108,9 @@ def random_state_dict(cls, cfg, seed: int, dtype=None, gen_device: str = "cpu") 
 
 
 def build_random(cls, cfg, seed: int, dtype=None, what: str = "bench module", gen_device: str = "cpu"):
-    """``cls`` built by ``vp_core.loaders.build_module`` (meta device, comfy.ops layers) from random weights."""
+    """``cls`` built by ``vp_core.checkpoints.loaders.build_module`` (meta device, comfy.ops layers) from random weights."""
     import torch
-    from vp_core import loaders
+    from vp_core.checkpoints import loaders
 
     dtype = dtype or torch.float32
     sd = random_state_dict(cls, cfg, seed, dtype, gen_device)
@@ -121,7 +121,7 @@ def place(named: dict, dtype, device) -> list:
     """Wrap each module in a ``ModelPatcher`` (as the loaders do) and let ComfyUI's memory manager place them on
     ``device``; returns the patchers (keep them alive while the modules are used)."""
     import comfy.model_management
-    from vp_core import loaders
+    from vp_core.checkpoints import loaders
 
     precision = loaders.Precision(dtype, dtype)
     patchers = [loaders.patcher_for(name, module, precision, load_device=device) for name, module in named.items()]
@@ -226,7 +226,7 @@ def write_json(name: str, data: dict, out_dir: Path | None = None) -> Path:
     script = script.relative_to(REPO) if script.is_relative_to(REPO) else script
     data = dict(data, machine=machine(), written=time.strftime("%Y-%m-%dT%H:%M:%S%z"), written_epoch=time.time(),
                 command=" ".join(["python", str(script), *sys.argv[1:]]))
-    from vp_core import atomic
+    from vp_core.base import atomic
 
     atomic.write_text(path, json.dumps(data, indent=2, default=str) + "\n")
     return path

@@ -4,7 +4,9 @@ from __future__ import annotations
 import comfy.model_management
 from comfy_api.v0_0_2 import io
 
-from ..vp_core import composite, core_interop, sampling
+from ..vp_core.pipeline import composite, sampling
+
+from ..vp_core.checkpoints.vae import video_vae
 from .memory import DECODE_REMEDY, call_releasing_memory
 from .types import vae_input
 
@@ -29,7 +31,7 @@ class VideoPainterDecode(io.ComfyNode):
 
     @classmethod
     def execute(cls, vae, latent, tiling: bool) -> io.NodeOutput:
-        vae = core_interop.video_vae(vae)
+        vae = video_vae(vae)
         info = latent.get("videopainter", {})
         samples = latent["samples"].permute(0, 2, 1, 3, 4)
         frames = call_releasing_memory(

@@ -6,7 +6,9 @@ import logging
 import torch
 from comfy_api.v0_0_2 import io
 
-from ..vp_core import clip_inputs, preprocess, video_io
+from ..vp_core.pipeline import clip_inputs, preprocess
+
+from ..vp_core.video import video_io
 from . import first_frame_source
 from .types import INPAINT
 

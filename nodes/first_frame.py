@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from comfy_api.v0_0_2 import io
 
-from ..vp_core import first_frame
+from ..vp_core.pipeline import first_frame
 from . import first_frame_source
 
 

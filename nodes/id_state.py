@@ -7,8 +7,8 @@ from pathlib import Path
 import folder_paths
 from comfy_api.v0_0_2 import io
 
-from ..vp_core import id_state_io, sampling
-from ..vp_core.windows import decoded_frame_count
+from ..vp_core.pipeline import id_state_io, sampling
+from ..vp_core.pipeline.windows import decoded_frame_count
 from .paths import confine, relative_name_error
 from .types import ID_STATE
 

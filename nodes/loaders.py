@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from comfy_api.v0_0_2 import io
 
-from ..vp_core import attach, loaders
-from ..vp_core.vae import load_vae
+from ..vp_core.checkpoints import attach, loaders
+from ..vp_core.checkpoints.vae import load_vae
 from . import paths
 from .types import BRANCH, VAE
 

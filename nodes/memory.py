@@ -17,7 +17,7 @@ from typing import Callable, TypeVar
 import comfy.model_management
 import torch
 
-from ..vp_core.finite import NonFiniteError
+from ..vp_core.base.finite import NonFiniteError
 
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@ import comfy.model_management as mm
 import comfy.utils
 from comfy_api.v0_0_2 import io, ui
 
-from ..vp_core import metrics
+from ..vp_core.evaluation import metrics
 from . import paths
 
 log = logging.getLogger(__name__)

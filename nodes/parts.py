@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from comfy_api.v0_0_2 import io
 
-from ..vp_core import parts
+from ..vp_core.pipeline import parts
 from .types import INPAINT
 from .utils import window_inputs
 

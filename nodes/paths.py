@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 
 import folder_paths
 
-from ..vp_core import loaders
+from ..vp_core.checkpoints import loaders
 
 FOLDER = "videopainter"
 _DRIVE = re.compile(r"^[A-Za-z]:")  # "C:x" is drive-relative on Windows: it escapes any folder it is joined to
@@ -156,9 +156,9 @@ def resolve(kind: str, name: str) -> Path:
 
 
 def metrics_dir() -> Path:
-    """``models/videopainter/metrics`` (the evaluation networks, see ``vp_core.metrics.models``): the first
+    """``models/videopainter/metrics`` (the evaluation networks, see ``vp_core.evaluation.metrics.models``): the first
     ``videopainter`` root that has one, else where it should be (loading then says what is missing)."""
-    from ..vp_core.metrics import SUBDIR
+    from ..vp_core.evaluation.metrics import SUBDIR
 
     for root in _roots():
         if (root / SUBDIR).is_dir():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from comfy_api.v0_0_2 import io
 
-from ..vp_core import preview
+from ..vp_core.pipeline import preview
 from .types import INPAINT
 
 

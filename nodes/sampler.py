@@ -9,7 +9,9 @@ import folder_paths
 import latent_preview
 from comfy_api.v0_0_2 import io
 
-from ..vp_core import core_interop, id_state_io, parts, preview, sampling, windows
+from ..vp_core.checkpoints.vae import video_vae
+
+from ..vp_core.pipeline import id_state_io, parts, preview, sampling, windows
 from .memory import SAMPLER_REMEDY, call_releasing_memory
 from .paths import file_name_error
 from .types import ID_STATE, INPAINT, vae_input
@@ -134,7 +136,7 @@ class VideoPainterSampler(io.ComfyNode):
                 scheduler: str, window_frames: int, overlap_frames: int, window_mode: str, prev_clip_weight: float,
                 vae_tiling: bool, output_id_state: bool = False, id_reset_windows: str = "", autosave_name: str = "",
                 id_state=None, replace_gt: bool = True, mask_add: bool = True) -> io.NodeOutput:
-        vae = core_interop.video_vae(vae)
+        vae = video_vae(vae)
         parts.check_window_settings(inpaint, window_frames, overlap_frames, window_mode)
         plan = windows.plan_windows(inpaint.frame_count, window_frames, overlap_frames, window_mode)
         settings = sampling.SamplerSettings(

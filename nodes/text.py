@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 from comfy_api.v0_0_2 import io
 
-from ..vp_core import text
+from ..vp_core.checkpoints import text
 from . import paths
 
 if TYPE_CHECKING:

@@ -6,7 +6,9 @@ import logging
 
 from comfy_api.v0_0_2 import io, ui
 
-from ..vp_core import clip_inputs, masks, video_io, windows
+from ..vp_core.pipeline import clip_inputs, masks, windows
+
+from ..vp_core.video import video_io
 
 log = logging.getLogger(__name__)
 

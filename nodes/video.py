@@ -6,7 +6,9 @@ import comfy.model_management
 import comfy.utils
 from comfy_api.v0_0_2 import io
 
-from ..vp_core import clip_inputs, video_io, video_out, windows
+from ..vp_core.pipeline import clip_inputs, video_out, windows
+
+from ..vp_core.video import video_io
 from . import first_frame_source
 from .memory import DECODE_REMEDY, call_releasing_memory
 from .types import INPAINT, VAE

@@ -87,7 +87,7 @@ CLIP_NAME, MASK_NAME, FIRST_FRAME_NAME = "vp_sample.mp4", "vp_sample_mask.mp4", 
 
 
 def datasets():
-    """``vp_core.datasets`` (the reference's CSV, folder rules, cut and frame-rate sampling), loaded the way
+    """``vp_core.evaluation.datasets`` (the reference's CSV, folder rules, cut and frame-rate sampling), loaded the way
     ``scripts/vp_eval.py`` loads the pack's core outside ComfyUI."""
     import vp_eval
 
@@ -97,7 +97,7 @@ def datasets():
 def edit_pair_jobs(csv_path: str | os.PathLike, output_root: str | os.PathLike, workflow: str | os.PathLike,
                    video_root: str | os.PathLike, mask_root: str | os.PathLike,
                    max_frames: int | None = 49) -> list[Job]:
-    """One job per row of an edit CSV in the reference layout (read by ``vp_core.datasets.vpbench_rows``); the id
+    """One job per row of an edit CSV in the reference layout (read by ``vp_core.evaluation.datasets.vpbench_rows``); the id
     (and output folder) is ``<video stem>_m<mask_id>_<start>-<end>``, stable when rows are reordered."""
     import csv
 
@@ -132,7 +132,7 @@ def has_node(prompt: Mapping[str, Any], title: str) -> bool:
 
 class EditPairsTask:
     """The reference's edit_bench without a network service: captions and instruction from the CSV, the clip cut and
-    frame-rate sampled as the reference does (``vp_core.datasets.read_clip``), frame 0 through the workflow's
+    frame-rate sampled as the reference does (``vp_core.evaluation.datasets.read_clip``), frame 0 through the workflow's
     first-frame path (or a provided first frame), the pair written as ``source.mp4`` (that clip), ``edited.mp4``
     and ``pair.json`` (the reference's keys)."""
 

@@ -46,9 +46,9 @@ PACK_DIR_NAME = "videopainter"
 
 
 def _load_atomic():
-    """The pack's one atomic-write helper (``vp_core/atomic.py``, standard library only), loaded from its file: this
+    """The pack's one atomic-write helper (``vp_core/base/atomic.py``, standard library only), loaded from its file: this
     client must not put the repo root on ``sys.path`` (its ``nodes/`` would shadow ComfyUI's ``nodes`` module)."""
-    spec = importlib.util.spec_from_file_location("videopainter_atomic", REPO_ROOT / "vp_core" / "atomic.py")
+    spec = importlib.util.spec_from_file_location("videopainter_atomic", REPO_ROOT / "vp_core" / "base" / "atomic.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -236,9 +236,9 @@ def link_pack(custom_nodes_dir: Path, pack_dir: Path = REPO_ROOT, name: str = PA
 
 
 def _hostenv():
-    """``vp_core/hostenv.py``, the one place that decides which ComfyUI tree is the host, loaded by path: putting the
+    """``vp_core/base/hostenv.py``, the one place that decides which ComfyUI tree is the host, loaded by path: putting the
     repository on ``sys.path`` would let the pack's ``nodes/`` shadow ComfyUI's ``nodes`` module."""
-    spec = importlib.util.spec_from_file_location("_vp_hostenv", REPO_ROOT / "vp_core" / "hostenv.py")
+    spec = importlib.util.spec_from_file_location("_vp_hostenv", REPO_ROOT / "vp_core" / "base" / "hostenv.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -264,7 +264,7 @@ def start_server(
         extra_args: more ``main.py`` arguments.
         models_dir: where ``extra_model_paths.yaml`` points the model folders; default ``<repo>/models``.
             An existing ``base_dir/extra_model_paths.yaml`` is kept when ``models_dir`` is not given.
-        comfyui_dir: the host's source tree; default: the one ``vp_core/hostenv.py`` finds (``$VP_COMFYUI_DIR``,
+        comfyui_dir: the host's source tree; default: the one ``vp_core/base/hostenv.py`` finds (``$VP_COMFYUI_DIR``,
             else the pinned ``.comfyui/ComfyUI`` that ``scripts/quickstart.sh --install-only`` unpacks).
         python: the interpreter that runs ``main.py``; default the one running this (its venv has the host's pins).
         timeout: seconds to wait for the server.

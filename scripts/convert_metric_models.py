@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _metrics():
-    """vp_core.metrics without the pack's package (as vp_eval.py imports it)."""
+    """vp_core.evaluation.metrics without the pack's package (as vp_eval.py imports it)."""
     sys.path.insert(0, str(REPO / "scripts"))
     import vp_eval
 

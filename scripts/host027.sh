@@ -8,7 +8,7 @@
 #                         pack's requirements and the test pins; the 0.27 pins win where both name a package)
 #   .comfyui-027/ComfyUI  unpacked from ../shared/hosts/comfyui-0.27.0-77917ed3.tar.gz, this pack linked into its
 #                         custom_nodes
-# Tests find that tree through VP_COMFYUI_DIR (vp_core/hostenv.py); scripts/comfy_client.py starts the server with
+# Tests find that tree through VP_COMFYUI_DIR (vp_core/base/hostenv.py); scripts/comfy_client.py starts the server with
 # the Python running the tests and the tree hostenv finds (scripts/test.sh --host-027 sets both).
 set -euo pipefail
 cd "$(dirname "$0")/.."

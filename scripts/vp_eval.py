@@ -6,10 +6,10 @@
     .venv/bin/python scripts/vp_eval.py --dataset davis --video-root data/davis/JPEGImages_432_240 \\
         --mask-root data/davis/test_masks --caption-csv data/davis/davis_caption.csv
 
-For every row: the clip is cut as the reference cuts it (``vp_core.datasets``), written losslessly and uploaded,
+For every row: the clip is cut as the reference cuts it (``vp_core.evaluation.datasets``), written losslessly and uploaded,
 the workflow runs through ``scripts/comfy_client.py`` (the client of ``vp_run.py``) with the row's captions, seed and
 dilation set, the decoded frames (the decoder's output, losslessly, saved as PNG) are collected, and the metrics
-of ``vp_core.metrics`` are computed against the ground truth at the model's size. One JSON per finished row goes to
+of ``vp_core.evaluation.metrics`` are computed against the ground truth at the model's size. One JSON per finished row goes to
 ``<out>/rows/``: a second run skips those rows (resume), and the CSV + JSON summary are rewritten after every row.
 
 Library use (the batch runner of issue #20 imports this module; importing it has no side effects)::
@@ -51,7 +51,7 @@ CSV_COLUMNS = (
     "Video_Caption", "Masked_Target_Caption",
     "Row_Id", "Frames", "Seconds",
 )
-METRIC_COLUMNS = {  # CSV column -> key of vp_core.metrics (FID_Score is dataset-level)
+METRIC_COLUMNS = {  # CSV column -> key of vp_core.evaluation.metrics (FID_Score is dataset-level)
     "PSNR": "psnr", "SSIM": "ssim", "LPIPS": "lpips", "MSE": "mse", "MAE": "mae", "CLIP_Score": "clip_score",
     "Temporal_Consistency": "temporal_consistency", "Masked_PSNR": "masked_psnr", "Masked_SSIM": "masked_ssim",
     "Masked_LPIPS": "masked_lpips", "Masked_MSE": "masked_mse", "Masked_MAE": "masked_mae",
@@ -69,7 +69,7 @@ class EvalConfig:
         workflow: API-format workflow JSON; must contain one ``VideoPainterEncode`` and the node measured
             (``result_node``: a node id or title whose output 0 is an IMAGE or a VIDEO; default the decoder).
         sets: ``NODE.INPUT: value`` overrides applied first (``--sets-file``/``--set``, e.g. the demo sizes).
-        mode: ``reference`` or ``background`` (``vp_core.metrics``).
+        mode: ``reference`` or ``background`` (``vp_core.evaluation.metrics``).
         dilate: mask dilation in source pixels (the encoder's ``dilate`` and the measuring mask), as ``--dilate_size``.
         replace_gt: paste the ground truth outside the hole before measuring, and the sampler's ``replace_gt``
             input, as the reference's ``--replace_gt`` does both.
@@ -104,7 +104,7 @@ class EvalConfig:
 
 
 def load_rows(args: argparse.Namespace) -> list[dict]:
-    """The dataset's rows (``vp_core.datasets``), each a JSON-able dict with a stable ``row_id``; ``--limit`` keeps
+    """The dataset's rows (``vp_core.evaluation.datasets``), each a JSON-able dict with a stable ``row_id``; ``--limit`` keeps
     the first N."""
     datasets = _core().datasets
 
@@ -157,7 +157,7 @@ def build_prompt(row: dict, cfg: EvalConfig, video_name: str, mask_name: str,
     """The workflow for one row, and the model size (width, height) the result is measured at.
 
     The clip is uploaded already frame-rate sampled at ``clip_fps``, so the encoder's ``target_fps`` is set to it
-    (step 1): the sampling rule lives in ``vp_core.datasets`` only."""
+    (step 1): the sampling rule lives in ``vp_core.evaluation.datasets`` only."""
     prompt = cc.apply_overrides(cc.load_workflow(cfg.workflow), cfg.sets)
     sets: dict[str, Any] = {"video.file": video_name, "mask.file": mask_name, "prompt.value": row["caption"]}
     if _titled(prompt, "seed"):
@@ -202,7 +202,7 @@ def evaluate_row(server: cc.ServerHandle, row: dict, cfg: EvalConfig) -> dict:
     """Run the workflow on one row on a started server and measure it; returns the row's metrics dict.
 
     Keys: ``row_id``, ``index``, ``name``, ``frames``, ``seconds`` (workflow run), ``caption``, ``region_caption``,
-    the 15 per-video metrics of ``vp_core.metrics.WHOLE + MASKED``, and ``i3d_real`` / ``i3d_fake`` (lists of floats,
+    the 15 per-video metrics of ``vp_core.evaluation.metrics.WHOLE + MASKED``, and ``i3d_real`` / ``i3d_fake`` (lists of floats,
     for the dataset's VFID in ``write_results``).
     """
     core = _core()
@@ -320,10 +320,9 @@ def _core():
         module = importlib.util.module_from_spec(spec)
         sys.modules["videopainter_core"] = module
         spec.loader.exec_module(module)
-    core = sys.modules["videopainter_core"]
-    importlib.import_module("videopainter_core.datasets")
-    importlib.import_module("videopainter_core.metrics")
-    return core
+    importlib.import_module("videopainter_core.evaluation.datasets")
+    importlib.import_module("videopainter_core.evaluation.metrics")
+    return sys.modules["videopainter_core"].evaluation
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,7 +31,7 @@ def _register_package() -> None:
 
 
 _register_package()
-from videopainter.vp_core.hostenv import ensure_comfy  # noqa: E402  (the one place that finds ComfyUI)
+from videopainter.vp_core.base.hostenv import ensure_comfy  # noqa: E402  (the one place that finds ComfyUI)
 
 ensure_comfy(cpu=os.environ.get("VP_TEST_GPU") != "1")
 

@@ -26,7 +26,7 @@ def test_eval_rows_run_as_batch_jobs_and_match_vp_eval(tmp_path, models_dir, mon
     import vp_batch
     import vp_eval
     from test_vp_eval import FAST, check_table, make_vpbench
-    from videopainter.vp_core.metrics import tiny
+    from videopainter.vp_core.evaluation.metrics import tiny
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")

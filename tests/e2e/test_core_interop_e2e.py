@@ -46,7 +46,7 @@ def native(server):
 
 @pytest.fixture(scope="module")
 def interop_models(native, models_dir):
-    from videopainter.vp_core import core_interop, loaders
+    from videopainter.vp_core.checkpoints import core_interop, loaders
 
     tiny = models_dir / "videopainter" / "CogVideoX-5b-I2V"
     vae_dir = models_dir / "vae" / "vp_e2e_cogvideox_vae"

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 
 def plan_error(**kwargs) -> str:
     """The exact message vp_core gives for a bad plan, computed in-process (what the user must see verbatim)."""
-    from videopainter.vp_core import windows
+    from videopainter.vp_core.pipeline import windows
 
     with pytest.raises(ValueError) as e:
         windows.plan_windows(**kwargs)
@@ -79,7 +79,7 @@ def test_api_workflow_runs_to_completion(server, path: Path, tmp_path: Path):
 
 
 def test_window_plan_output_is_the_planner_summary(server):
-    from videopainter.vp_core import windows
+    from videopainter.vp_core.pipeline import windows
 
     prompt = cc.apply_overrides(cc.load_workflow(WINDOW_PLAN), {"window_plan.total_frames": 97})
     result = cc.submit(server, prompt).raise_for_status()

@@ -168,7 +168,7 @@ class Evil:
 @pytest.fixture(scope="module")
 def broken(models_dir: Path):
     """Broken and foreign checkpoints in the session's model folders (removed again after this module)."""
-    from videopainter.vp_core import tiny_checkpoints as tiny
+    from videopainter.vp_core.checkpoints import tiny_checkpoints as tiny
     from videopainter.vp_core.model.branch import VideoPainterBranch
     from videopainter.vp_core.model.config import CogVideoXConfig
     import comfy.ops
@@ -341,7 +341,7 @@ def test_5_fifty_frames_reference_mode_drops_like_the_reference(server, warm):
 
 
 def test_6_long_input_shows_windows_and_stops_within_one_step(server, warm):
-    from videopainter.vp_core import windows
+    from videopainter.vp_core.pipeline import windows
 
     p = clip(None)
     node(p, "encode")["inputs"]["source_fps"] = 0.0  # keep every frame

@@ -39,7 +39,7 @@ def load_state_prompt(state_file: str) -> dict:
 
 def small_state():
     """A well-formed ID state of the demo model's shapes (4 blocks, 2 heads x 16, 5 latents of 12x10)."""
-    from videopainter.vp_core.id_state import IDState
+    from videopainter.vp_core.pipeline.id_state import IDState
 
     return IDState(hidden=[torch.randn(2, 6, 32) for _ in range(4)], token_index=torch.arange(6),
                    token_mask=torch.zeros(2, 150, dtype=torch.bool), prev_latents=torch.randn(1, 5, 16, 12, 10),
@@ -58,7 +58,7 @@ def test_16_1_a_file_that_is_not_safetensors_as_the_id_state(server, tmp_path):
 
 
 def test_16_1_an_id_state_file_missing_a_tensor(server, tmp_path):
-    from videopainter.vp_core import id_state_io
+    from videopainter.vp_core.pipeline import id_state_io
 
     path = id_state_io.save_state(small_state(), tmp_path / "full.safetensors")
     tensors = load_file(str(path))
@@ -153,7 +153,7 @@ def _saved_latent(server: cc.ServerHandle, result: cc.RunResult, dest: Path) -> 
 
 def test_16_6_kill_during_an_autosave_write_leaves_a_checkpoint_that_resumes_exactly(
         server, models_dir, sample_clip, tmp_path, monkeypatch):
-    from videopainter.vp_core import id_state_io
+    from videopainter.vp_core.pipeline import id_state_io
 
     seed, name = 1234, "e2e_kill"
     want = _saved_latent(server, completes(server, _latent_prompt(seed)), tmp_path / "want")

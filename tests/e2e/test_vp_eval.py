@@ -47,7 +47,7 @@ def _clip(seed: int, n: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_vpbench(root: Path) -> dict[str, Path]:
-    from videopainter.vp_core import datasets
+    from videopainter.vp_core.evaluation import datasets
 
     video_root, mask_root = root / "videovo" / "raw_video", root / "video_inpainting"
     rows = [  # (path, mask_id, fps, start, end): fps 16 -> every 2nd frame; fps 8 -> every frame
@@ -94,7 +94,7 @@ def make_davis(root: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def metrics_dir(tmp_path_factory) -> Path:
-    from videopainter.vp_core.metrics import tiny
+    from videopainter.vp_core.evaluation.metrics import tiny
 
     return tiny.write_tiny_metric_models(tmp_path_factory.mktemp("metric_models") / "videopainter" / "metrics")
 

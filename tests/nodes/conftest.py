@@ -1,4 +1,4 @@
-"""Node-test fixtures: the tiny demo checkpoints (vp_core.tiny_checkpoints, the layout of the official downloads)
+"""Node-test fixtures: the tiny demo checkpoints (vp_core.checkpoints.tiny_checkpoints, the layout of the official downloads)
 in a session temp dir, registered as ComfyUI model folders, and the pack's models loaded once through its nodes.
 
 Loaded models are shared by the tests of a session; the tests check that no node changes them.
@@ -30,7 +30,7 @@ def demo_models(tmp_path_factory) -> Path:
     """``<root>/videopainter/...`` (backbone, branch, ID LoRA) and ``<root>/loras/`` (two style LoRAs), registered
     with ``folder_paths.add_model_folder_path`` for the session."""
     from videopainter.nodes import paths  # noqa: F401  (registers the videopainter folder type first, as in ComfyUI)
-    from videopainter.vp_core.tiny_checkpoints import write_tiny_checkpoints, write_tiny_style_lora
+    from videopainter.vp_core.checkpoints.tiny_checkpoints import write_tiny_checkpoints, write_tiny_style_lora
 
     root = tmp_path_factory.mktemp("models")
     write_tiny_checkpoints(root / "videopainter")

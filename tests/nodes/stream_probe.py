@@ -44,7 +44,7 @@ def main() -> None:
     import torch
 
     from videopainter.nodes import encode, loaders, paths, sampler, text, video  # noqa: F401
-    from videopainter.vp_core.tiny_checkpoints import write_tiny_checkpoints
+    from videopainter.vp_core.checkpoints.tiny_checkpoints import write_tiny_checkpoints
     from vp_node_helpers import run
 
     root = Path(tempfile.mkdtemp())

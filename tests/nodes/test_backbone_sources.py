@@ -14,7 +14,8 @@ from safetensors.torch import save_file
 import folder_paths
 from videopainter.nodes import loaders as loader_nodes
 from videopainter.nodes import paths
-from videopainter.vp_core import core_interop, loaders
+from videopainter.vp_core.checkpoints import core_interop, loaders
+from videopainter.vp_core.checkpoints.vae import video_vae
 from vp_node_helpers import run
 
 
@@ -73,4 +74,4 @@ def test_shared_names_refuse_traversal(shared_models):
 
 def test_a_missing_vae_is_a_clear_error():
     with pytest.raises(ValueError, match="vae: no VAE .*connect Load VAE"):
-        core_interop.video_vae(None)
+        video_vae(None)

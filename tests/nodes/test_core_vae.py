@@ -28,12 +28,11 @@ def core_vae(vae_folder):
 
 
 def test_adapter_reads_the_config_and_shares_the_tensors(core_vae):
-    from videopainter.vp_core import core_interop
-    from videopainter.vp_core.vae import VideoVAE
+    from videopainter.vp_core.checkpoints.vae import VideoVAE, video_vae
 
-    ours = core_interop.video_vae(core_vae)
-    assert isinstance(ours, VideoVAE) and core_interop.video_vae(core_vae) is ours  # built once per core VAE
-    assert core_interop.video_vae(ours) is ours
+    ours = video_vae(core_vae)
+    assert isinstance(ours, VideoVAE) and video_vae(core_vae) is ours  # built once per core VAE
+    assert video_vae(ours) is ours
     config = ours.model.config
     for key in ("block_out_channels", "layers_per_block", "latent_channels", "norm_num_groups", "norm_eps",
                 "temporal_compression_ratio", "scaling_factor", "in_channels", "out_channels"):
@@ -49,13 +48,13 @@ def test_decodes_like_the_diffusers_vae_of_the_same_file(core_vae, vae_folder):
     exactly as this pack's own VAE loader on the same file. Core's own CogVideoX decode is not the reference's: on
     this input it differs by about 0.3 (its rolling decode resamples the latent for the spatial norms differently),
     which is why the adapter does not call it."""
-    from videopainter.vp_core import core_interop
-    from videopainter.vp_core.vae import load_vae
+    from videopainter.vp_core.checkpoints.vae import video_vae
+    from videopainter.vp_core.checkpoints.vae import load_vae
 
     g = torch.Generator().manual_seed(0)
     latents = torch.randn(1, 3, 16, 2, 2, generator=g)  # [B, F, C, h, w]: 3 latent frames (9 video frames), 16x16 px
     outs = []
-    for vae in (core_interop.video_vae(core_vae), load_vae(vae_folder, dtype=torch.float32)):
+    for vae in (video_vae(core_vae), load_vae(vae_folder, dtype=torch.float32)):
         chunks = []
         vae.decode_stream(latents, False, chunks.append)
         outs.append(torch.cat(chunks, dim=2).float())
@@ -66,7 +65,7 @@ def test_decodes_like_the_diffusers_vae_of_the_same_file(core_vae, vae_folder):
 def test_a_core_vae_of_another_model_is_refused():
     from types import SimpleNamespace
 
-    from videopainter.vp_core import core_interop
+    from videopainter.vp_core.checkpoints.vae import video_vae
 
     with pytest.raises(ValueError, match="vae: expected the CogVideoX VAE .*got torch.nn.modules.linear.Linear"):
-        core_interop.video_vae(SimpleNamespace(first_stage_model=torch.nn.Linear(1, 1)))
+        video_vae(SimpleNamespace(first_stage_model=torch.nn.Linear(1, 1)))

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from videopainter.nodes import encode, loaders, sampler
-from videopainter.vp_core import preprocess
+from videopainter.vp_core.pipeline import preprocess
 
 from vp_node_helpers import run
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from videopainter.nodes import encode, first_frame, video
-from videopainter.vp_core import video_io
+from videopainter.vp_core.video import video_io
 
 from make_sample_clip import sample_frames, write_mp4
 from vp_node_helpers import FileVideo, node_kwargs, run

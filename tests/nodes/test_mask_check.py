@@ -1,4 +1,4 @@
-"""VideoPainter Mask Check (``execute`` called directly) and its analysis, ``vp_core.masks.mask_report``."""
+"""VideoPainter Mask Check (``execute`` called directly) and its analysis, ``vp_core.pipeline.masks.mask_report``."""
 from __future__ import annotations
 
 import logging
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from videopainter.nodes.utils import VideoPainterMaskCheck
-from videopainter.vp_core import masks
+from videopainter.vp_core.pipeline import masks
 
 H, W = 96, 80  # 7680 px: 0.1% is 7.68 px
 

@@ -6,8 +6,8 @@ import torch
 
 from videopainter.nodes import encode
 from videopainter.nodes.preview import VideoPainterMaskPreview
-from videopainter.vp_core import preprocess
-from videopainter.vp_core.preview import MASK_TINT
+from videopainter.vp_core.pipeline import preprocess
+from videopainter.vp_core.pipeline.preview import MASK_TINT
 from vp_node_helpers import CLIP_FPS, run
 
 

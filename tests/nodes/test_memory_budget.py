@@ -12,7 +12,7 @@ import comfy.model_management
 import torch
 
 from videopainter.nodes import decode, encode, loaders, sampler
-from videopainter.vp_core import sampling
+from videopainter.vp_core.pipeline import sampling
 from videopainter.vp_core.model import layers
 
 from vp_node_helpers import CLIP_FPS, run

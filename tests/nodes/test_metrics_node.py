@@ -1,5 +1,5 @@
 """VideoPainter Metrics (``execute`` called directly) with tiny random metric networks in a registered
-``videopainter/metrics`` folder: the node returns exactly what ``vp_core.metrics`` computes, shows it on the node,
+``videopainter/metrics`` folder: the node returns exactly what ``vp_core.evaluation.metrics`` computes, shows it on the node,
 and names a missing network."""
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import torch
 import folder_paths
 from videopainter.nodes import paths
 from videopainter.nodes.metrics import VideoPainterMetrics
-from videopainter.vp_core import metrics
-from videopainter.vp_core.metrics import models, tiny
+from videopainter.vp_core.evaluation import metrics
+from videopainter.vp_core.evaluation.metrics import models, tiny
 
 from vp_node_helpers import run
 

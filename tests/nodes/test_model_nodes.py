@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from videopainter.nodes import decode, encode, loaders, sampler
-from videopainter.vp_core import attach
-from videopainter.vp_core import loaders as vp_loaders
-from videopainter.vp_core.tiny_checkpoints import STYLE_LORA_NAME
+from videopainter.vp_core.checkpoints import attach
+from videopainter.vp_core.checkpoints import loaders as vp_loaders
+from videopainter.vp_core.checkpoints.tiny_checkpoints import STYLE_LORA_NAME
 
 from vp_node_helpers import CLIP_FPS, SECOND_STYLE_LORA, run
 

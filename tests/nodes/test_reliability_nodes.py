@@ -20,10 +20,10 @@ from safetensors.torch import load_file, save_file
 from reliability_cases import DECODE_OOM_DETAIL, SAMPLER_OOM_DETAIL
 from reliability_cases import message as msg
 from videopainter.nodes import decode, encode, loaders, memory, sampler
-from videopainter.vp_core import loaders as vp_loaders
-from videopainter.vp_core import sampling
+from videopainter.vp_core.checkpoints import loaders as vp_loaders
+from videopainter.vp_core.pipeline import sampling
 from videopainter.vp_core.model.transformer import CogVideoXTransformer
-from videopainter.vp_core.tiny_checkpoints import STYLE_LORA_NAME
+from videopainter.vp_core.checkpoints.tiny_checkpoints import STYLE_LORA_NAME
 
 from vp_node_helpers import run
 
@@ -176,7 +176,7 @@ def test_8_branch_for_another_backbone(loaded, tmp_path):
     import json
 
     import comfy.ops
-    from videopainter.vp_core import tiny_checkpoints as tiny
+    from videopainter.vp_core.checkpoints import tiny_checkpoints as tiny
     from videopainter.vp_core.model.branch import VideoPainterBranch
     from videopainter.vp_core.model.config import CogVideoXConfig
 

@@ -13,8 +13,8 @@ import torch
 
 from reliability_cases import message as msg
 from videopainter.nodes import decode, encode, id_state, loaders, memory, sampler
-from videopainter.vp_core import id_state_io
-from videopainter.vp_core.id_state import MODEL_FIELDS, model_fingerprint
+from videopainter.vp_core.pipeline import id_state_io
+from videopainter.vp_core.pipeline.id_state import MODEL_FIELDS, model_fingerprint
 from videopainter.vp_core.model.transformer import CogVideoXTransformer
 
 from vp_node_helpers import run

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from videopainter.nodes import decode, encode, loaders, sampler, video
-from videopainter.vp_core import composite
+from videopainter.vp_core.pipeline import composite
 
 from vp_node_helpers import run
 

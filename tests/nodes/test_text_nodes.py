@@ -10,7 +10,7 @@ import torch
 
 import folder_paths
 from videopainter.nodes import text as text_nodes
-from videopainter.vp_core import text
+from videopainter.vp_core.checkpoints import text
 
 MAX_LEN = 16
 ATOL = 1e-5

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from comfy_api.v0_0_2 import InputImpl
 
-from videopainter.vp_core import video_io
+from videopainter.vp_core.video import video_io
 
 
 def _clip(width: int, height: int, pix_fmt: str, frames: int = 3) -> bytes:

@@ -1,5 +1,5 @@
 """Run in a fresh process by test_text_memory.py: load a T5 ``text_encoder/`` folder with
-``vp_core.text.load_text_encoder`` (bf16) and print the process's resident memory before loading and its peak, as JSON.
+``vp_core.checkpoints.text.load_text_encoder`` (bf16) and print the process's resident memory before loading and its peak, as JSON.
 
     python tests/unit/t5_load_probe.py FOLDER [--whole-state-dict]
 
@@ -31,7 +31,7 @@ def main() -> None:
     import torch
 
     import comfy.text_encoders.pixart_t5
-    from videopainter.vp_core import loaders, text
+    from videopainter.vp_core.checkpoints import loaders, text
 
     folder = Path(sys.argv[1])
     if "--whole-state-dict" in sys.argv[2:]:

@@ -1,4 +1,4 @@
-"""vp_core.attach recognises the backbone and its own patchers by their classes, not by class names: a same-named
+"""vp_core.checkpoints.attach recognises the backbone and its own patchers by their classes, not by class names: a same-named
 class from elsewhere is not taken for them."""
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from videopainter.vp_core import attach, loaders
+from videopainter.vp_core.checkpoints import attach, loaders
 from videopainter.vp_core.model.config import CogVideoXConfig
 from videopainter.vp_core.model.transformer import CogVideoXTransformer
-from videopainter.vp_core.tiny_checkpoints import TRANSFORMER
+from videopainter.vp_core.checkpoints.tiny_checkpoints import TRANSFORMER
 
 
 def patcher_of(module: nn.Module) -> SimpleNamespace:

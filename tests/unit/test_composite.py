@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from videopainter.vp_core import composite
-from videopainter.vp_core.preprocess import dilate as dilate_masks
+from videopainter.vp_core.pipeline import composite
+from videopainter.vp_core.pipeline.preprocess import dilate as dilate_masks
 
 
 def whole_frame_paste(original, generated, mask, dilate, feather):

@@ -1,5 +1,5 @@
 """scripts/convert_metric_models.py: torchvision's SqueezeNet 1.1 + torchmetrics' LPIPS heads, and the I3D
-checkpoint layout, into the safetensors files vp_core.metrics loads (random weights of the real layouts)."""
+checkpoint layout, into the safetensors files vp_core.evaluation.metrics loads (random weights of the real layouts)."""
 from __future__ import annotations
 
 import sys
@@ -15,7 +15,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 import convert_metric_models as conv  # noqa: E402
 
-from videopainter.vp_core.metrics import i3d, models, tiny  # noqa: E402
+from videopainter.vp_core.evaluation.metrics import i3d, models, tiny  # noqa: E402
 
 
 def test_lpips_conversion_keeps_every_backbone_tensor(tmp_path):

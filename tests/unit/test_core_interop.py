@@ -1,4 +1,4 @@
-"""vp_core.core_interop: the transformer key table between core's CogVideoX layout and diffusers' (this pack's),
+"""vp_core.checkpoints.core_interop: the transformer key table between core's CogVideoX layout and diffusers' (this pack's),
 both ways on the tiny demo transformer, and the backbone loader reading a single file in core's layout.
 
 Where the host has native CogVideoX (0.27.0), the converted keys and shapes are also checked against core's own
@@ -13,8 +13,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from videopainter.vp_core import core_interop, loaders
-from videopainter.vp_core import tiny_checkpoints as tiny
+from videopainter.vp_core.checkpoints import core_interop, loaders
+from videopainter.vp_core.checkpoints import tiny_checkpoints as tiny
 
 HAS_CORE_COGVIDEOX = importlib.util.find_spec("comfy.ldm.cogvideo") is not None
 

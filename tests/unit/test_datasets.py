@@ -1,4 +1,4 @@
-"""vp_core.datasets: the reference's VPBench folder rules and frame selection, and the DAVIS reader."""
+"""vp_core.evaluation.datasets: the reference's VPBench folder rules and frame selection, and the DAVIS reader."""
 from __future__ import annotations
 
 import csv
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from videopainter.vp_core import datasets
+from videopainter.vp_core.evaluation import datasets
 
 
 def test_vpbench_folder_rules():

@@ -1,4 +1,4 @@
-"""The first frame is placed like the clip's frame 0 (vp_core.preprocess.frame_geometry), on the IMAGE-batch path and
+"""The first frame is placed like the clip's frame 0 (vp_core.pipeline.preprocess.frame_geometry), on the IMAGE-batch path and
 on the VIDEO path: cut exactly like the video at the source size, kept as the working view at the working size,
 cut-then-resized at another size of the clip's aspect, refused at another aspect."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from videopainter.vp_core import clip_inputs, preprocess
+from videopainter.vp_core.pipeline import clip_inputs, preprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import make_sample_clip  # noqa: E402

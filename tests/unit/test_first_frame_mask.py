@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from videopainter.vp_core import first_frame, preprocess
+from videopainter.vp_core.pipeline import first_frame, preprocess
 
 
 def cv2_dilate(mask: np.ndarray, d: int, anchor_shift: int = 0) -> np.ndarray:

@@ -8,10 +8,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from videopainter.vp_core import preprocess, sampling
+from videopainter.vp_core.pipeline import preprocess, sampling
 from videopainter.vp_core.conformance.runner import Fixture
-from videopainter.vp_core.id_state_io import load_state, save_state
-from videopainter.vp_core.windows import plan_windows
+from videopainter.vp_core.pipeline.id_state_io import load_state, save_state
+from videopainter.vp_core.pipeline.windows import plan_windows
 
 from conformance_fixture import FIXTURE, needs_fixture
 

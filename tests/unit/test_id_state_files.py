@@ -11,9 +11,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from videopainter.vp_core import atomic
-from videopainter.vp_core.id_state import IDState
-from videopainter.vp_core.id_state_io import REMEDY, IDStateFileError, load_state, save_state
+from videopainter.vp_core.base import atomic
+from videopainter.vp_core.pipeline.id_state import IDState
+from videopainter.vp_core.pipeline.id_state_io import REMEDY, IDStateFileError, load_state, save_state
 
 
 def state(resume: bool = False) -> IDState:
@@ -130,7 +130,7 @@ def test_atomic_write_replaces_whole_files_and_leaves_no_temp(tmp_path):
 
 
 def test_a_failed_write_keeps_the_old_file_and_removes_the_temp(tmp_path, monkeypatch):
-    from videopainter.vp_core import id_state_io
+    from videopainter.vp_core.pipeline import id_state_io
 
     target = tmp_path / "state.safetensors"
     save_state(state(), target)

@@ -1,4 +1,4 @@
-"""``vp_core.loaders``: every supported backbone layout gives the same weights; everything else fails clearly.
+"""``vp_core.checkpoints.loaders``: every supported backbone layout gives the same weights; everything else fails clearly.
 
 The tiny random CogVideoX-I2V transformer of the conformance fixture (``cogvideox/transformer/``) is re-saved as
 (a) a sharded diffusers folder (three shards + ``diffusion_pytorch_model.safetensors.index.json``) and (b) a single
@@ -18,7 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from videopainter.vp_core import loaders
+from videopainter.vp_core.checkpoints import loaders
 
 from conformance_fixture import FIXTURE, needs_fixture
 

@@ -1,4 +1,4 @@
-"""On a CPU load device the backbone's LoRA patches are applied per call, never merged (``vp_core/patcher.py``).
+"""On a CPU load device the backbone's LoRA patches are applied per call, never merged (``vp_core/checkpoints/patcher.py``).
 
 A merged LoRA keeps a patched copy of every patched weight plus ComfyUI's backup of the original (2.95 GiB for the ID
 LoRA at full size, bench/README.md "Real size on CPU"). Per call, ``comfy.ops`` casts the weight and ComfyUI's
@@ -27,8 +27,8 @@ import comfy.model_management as mm
 import comfy.model_patcher
 import comfy.ops
 import comfy.utils
-from videopainter.vp_core import attach, loaders
-from videopainter.vp_core import patcher as vp_patcher
+from videopainter.vp_core.checkpoints import attach, loaders
+from videopainter.vp_core.checkpoints import patcher as vp_patcher
 from videopainter.vp_core.conformance import runner
 
 from conformance_fixture import FIXTURE, needs_fixture, released_fixture

@@ -1,4 +1,4 @@
-"""vp_core.metrics against independent computations on fixed tensors (numpy / scipy / the raw networks).
+"""vp_core.evaluation.metrics against independent computations on fixed tensors (numpy / scipy / the raw networks).
 
 Each check is also run on a perturbed input and must then disagree, so a metric that ignored its input (or a
 reference computation that matched anything) would fail.
@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from scipy.signal import convolve2d
 
-from videopainter.vp_core import metrics
-from videopainter.vp_core.metrics import clip, fid, frame, i3d, models, tiny
+from videopainter.vp_core.evaluation import metrics
+from videopainter.vp_core.evaluation.metrics import clip, fid, frame, i3d, models, tiny
 
 H, W = 40, 56
 

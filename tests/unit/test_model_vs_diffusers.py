@@ -13,7 +13,7 @@ from videopainter.vp_core.model.config import CogVideoXConfig
 from videopainter.vp_core.model.layers import PatchEmbed
 from videopainter.vp_core.model.rope import video_rope
 from videopainter.vp_core.model.transformer import CogVideoXTransformer
-from videopainter.vp_core.tiny_checkpoints import TRANSFORMER
+from videopainter.vp_core.checkpoints.tiny_checkpoints import TRANSFORMER
 
 
 def _random_state(module: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:

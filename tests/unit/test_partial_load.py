@@ -16,7 +16,7 @@ Reference: the same inputs after a full load through ``comfy.model_management.lo
 difference: exactly 0 for every output.
 
 These tests emulate an accelerator's load device, where the budget decides and a full load merges the ID LoRA: on a
-CPU load device this pack's patcher never merges weight patches (``vp_core/patcher.py``, tested in
+CPU load device this pack's patcher never merges weight patches (``vp_core/checkpoints/patcher.py``, tested in
 ``test_lora_per_call.py``), so the patcher is told to decide as for an accelerator here.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import load_file
 
 import comfy.model_management as mm
-from videopainter.vp_core import patcher as vp_patcher
+from videopainter.vp_core.checkpoints import patcher as vp_patcher
 from videopainter.vp_core.conformance import runner
 
 from conformance_fixture import FIXTURE, needs_fixture, released_fixture

@@ -1,4 +1,4 @@
-"""Parts cut in the sampled timeline (vp_core.parts): each part is windows of the one-run plan; cuts that could not
+"""Parts cut in the sampled timeline (vp_core.pipeline.parts): each part is windows of the one-run plan; cuts that could not
 join exactly are refused with the numbers. (That chained parts equal one run is tested through the server in
 tests/e2e/test_id_state_e2e.py, on the parts workflow that uses this cut.)"""
 from __future__ import annotations
@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from videopainter.vp_core import parts, preprocess, video_io
+from videopainter.vp_core.pipeline import parts, preprocess
+
+from videopainter.vp_core.video import video_io
 
 
 def encoded(frames: int, source_fps: float = 0.0):

@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from torch.profiler import ProfilerActivity, profile, record_function
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from videopainter.vp_core import preprocess, sampling, windows
+from videopainter.vp_core.pipeline import preprocess, sampling, windows
 from videopainter.vp_core.conformance import runner
 
 from conformance_fixture import FIXTURE, needs_fixture

@@ -34,11 +34,11 @@ FORBIDDEN_ATTRIBUTES = {  # (object name, attribute)
 FORBIDDEN_NAMES = {"hf_hub_download", "snapshot_download", "load_dataset"}
 # Reviewed exceptions: (file relative to the repo, name). from_pretrained on a local folder reads no network.
 ALLOWED = {
-    ("vp_core/text.py", "from_pretrained"),
+    ("vp_core/checkpoints/text.py", "from_pretrained"),
     # the metric networks: transformers folders read with local_files_only=True (checked below), safetensors only
-    ("vp_core/metrics/models.py", "from_pretrained"),
+    ("vp_core/evaluation/metrics/models.py", "from_pretrained"),
     # VPBench's all_masks.npz label maps: np.load of an .npz with allow_pickle left at its default False (checked below)
-    ("vp_core/datasets.py", "np.load"),
+    ("vp_core/evaluation/datasets.py", "np.load"),
 }
 FROM_PRETRAINED = "from_pretrained"
 
@@ -84,15 +84,15 @@ def test_runtime_code_has_no_eval_pickle_network_or_pip():
 
 
 def test_the_allowed_from_pretrained_reads_a_local_folder():
-    text = (REPO / "vp_core" / "text.py").read_text()
+    text = (REPO / "vp_core" / "checkpoints" / "text.py").read_text()
     calls = [line.strip() for line in text.splitlines() if ".from_pretrained(" in line]
     assert calls == ["return T5TokenizerFast.from_pretrained(str(T5_TOKENIZER_DIR))"], calls
-    metric_calls = [line for line in (REPO / "vp_core" / "metrics" / "models.py").read_text().splitlines()
+    metric_calls = [line for line in (REPO / "vp_core" / "evaluation" / "metrics" / "models.py").read_text().splitlines()
                     if ".from_pretrained(" in line]
     assert metric_calls and all("local_files_only=True" in line for line in metric_calls), metric_calls
-    np_loads = [line for line in (REPO / "vp_core" / "datasets.py").read_text().splitlines() if "np.load(" in line]
+    np_loads = [line for line in (REPO / "vp_core" / "evaluation" / "datasets.py").read_text().splitlines() if "np.load(" in line]
     assert np_loads and not any("allow_pickle" in line for line in np_loads), np_loads
-    from videopainter.vp_core import text as vp_text
+    from videopainter.vp_core.checkpoints import text as vp_text
 
     assert Path(vp_text.T5_TOKENIZER_DIR).is_dir()
 

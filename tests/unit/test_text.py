@@ -1,4 +1,4 @@
-"""vp_core.text against the reference: diffusers' own ``_get_t5_prompt_embeds`` on transformers' ``T5EncoderModel``.
+"""vp_core.checkpoints.text against the reference: diffusers' own ``_get_t5_prompt_embeds`` on transformers' ``T5EncoderModel``.
 
 A tiny random T5 v1.1 (gated-gelu) is saved in the official CogVideoX ``text_encoder/`` layout (sharded safetensors
 with an index) and encoded (a) through CLIPs built the way ComfyUI's CLIPLoader builds them for a T5-XXL file and
@@ -23,7 +23,7 @@ import comfy.text_encoders.lt
 import comfy.text_encoders.pixart_t5
 import comfy.text_encoders.sd3_clip
 import comfy.utils
-from videopainter.vp_core import text
+from videopainter.vp_core.checkpoints import text
 
 MAX_LEN = 16  # the tiny conformance transformer's max_text_seq_length (226 for the real model)
 ATOL = 1e-5

@@ -1,4 +1,4 @@
-"""Frames read lazily from video files (vp_core.video_io, vp_core.clip_inputs): frame-rate sampling at decode time,
+"""Frames read lazily from video files (vp_core.video.video_io, vp_core.pipeline.clip_inputs): frame-rate sampling at decode time,
 reads that overlap or go back, and the streamed encoder inputs equal to the in-memory IMAGE/MASK path."""
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from videopainter.vp_core import clip_inputs, preprocess, video_io
+from videopainter.vp_core.pipeline import clip_inputs, preprocess
+
+from videopainter.vp_core.video import video_io
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import make_sample_clip  # noqa: E402

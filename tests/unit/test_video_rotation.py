@@ -1,4 +1,4 @@
-"""Phone clips with a display rotation (a display-matrix side datum): the streaming reader (vp_core.video_io) turns
+"""Phone clips with a display rotation (a display-matrix side datum): the streaming reader (vp_core.video.video_io) turns
 their frames upright on every host, as players show them and as ComfyUI 0.2x's own reader does; the probed size is
 the upright one, so it matches what read() returns; mask videos made from upright frames line up."""
 from __future__ import annotations
@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from videopainter.vp_core import clip_inputs, video_io
+from videopainter.vp_core.pipeline import clip_inputs
+
+from videopainter.vp_core.video import video_io
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import make_sample_clip  # noqa: E402

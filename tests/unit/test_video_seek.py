@@ -1,4 +1,4 @@
-"""Seeking in the streaming reader (vp_core.video_seek, video_io.FileSource): only to keyframes after which decoding
+"""Seeking in the streaming reader (vp_core.video.video_seek, video_io.FileSource): only to keyframes after which decoding
 gives exactly the frames of decoding from the start (H.264 IDR, HEVC IRAP, FFV1 keyframes, intra-only streams), and a
 read there equals the sequential read bit for bit, with frame-rate sampling, skipped frames and a trim window; the
 mask preview of a long clip decodes a fraction of it."""
@@ -13,7 +13,9 @@ import av
 import numpy as np
 import pytest
 
-from videopainter.vp_core import clip_inputs, preprocess, video_io
+from videopainter.vp_core.pipeline import clip_inputs, preprocess
+
+from videopainter.vp_core.video import video_io
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import make_sample_clip  # noqa: E402

@@ -1,4 +1,4 @@
-"""``vp_core.windows.plan_windows``: the reference plan's arithmetic (spec §6.2/§6.5) and the fixed mode's promise
+"""``vp_core.pipeline.windows.plan_windows``: the reference plan's arithmetic (spec §6.2/§6.5) and the fixed mode's promise
 (output frame count = input frame count, every input frame inside a window).
 
 The expected values are recomputed here from the spec's formulas, not read back from the planner:
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from videopainter.vp_core import windows
-from videopainter.vp_core.windows import plan_windows
+from videopainter.vp_core.pipeline import windows
+from videopainter.vp_core.pipeline.windows import plan_windows
 
 # window lengths whose latent count L is odd (the real model's 49 -> 13, the tiny model's 17 -> 5) ...
 ODD_LATENT_WINDOWS = (9, 17, 25, 33, 49)

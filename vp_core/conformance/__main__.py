@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    from ..hostenv import ensure_comfy
+    from ..base.hostenv import ensure_comfy
 
     ensure_comfy(cpu=True)
     import torch

@@ -12,12 +12,13 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import Tensor
 
-from .. import loaders, preprocess, sampling
+from ..checkpoints import loaders
+from ..pipeline import preprocess, sampling
 from ..model.id_resample import IDResample
 from ..model.rope import video_rope
 from ..model.transformer import Capture, Injection, token_mask
-from ..vae import load_vae
-from ..windows import plan_windows
+from ..checkpoints.vae import load_vae
+from ..pipeline.windows import plan_windows
 
 log = logging.getLogger(__name__)
 CASES = ("forward_branch", "forward_id_resample", "pipeline_window_ddim", "pipeline_window_dpm", "any_length")

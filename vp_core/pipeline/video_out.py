@@ -25,7 +25,7 @@ from torch import Tensor
 
 from . import composite
 from .preprocess import AudioRef, InpaintInput
-from .video_io import DECODE_STATS, FileSource, close, read_frames, reader
+from ..video.video_io import DECODE_STATS, FileSource, close, read_frames, reader
 
 log = logging.getLogger(__name__)
 

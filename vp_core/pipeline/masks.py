@@ -102,7 +102,7 @@ def video_mask_report(source, channel: str, threshold: float = 0.5, min_fraction
                       chunk: int = 16) -> MaskReport:
     """``mask_report`` of a mask video file (every frame; ``channel`` > ``threshold`` as the encoder reads it), read
     ``chunk`` frames at a time."""
-    from .video_io import FileSource, mask_from_rgb
+    from ..video.video_io import FileSource, mask_from_rgb
 
     if not 0.0 <= min_fraction <= 1.0:
         raise ValueError(f"min_fraction must be within [0, 1] (a share of the frame, 0.001 = 0.1%); got {min_fraction}")

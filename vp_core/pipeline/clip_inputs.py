@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from . import preprocess, video_io
-from .video_io import MASK_CHANNELS, FileSource, FrameSource, TensorSource, VideoInfo, mask_reader, probe
+from . import preprocess
+from ..video import video_io
+from ..video.video_io import MASK_CHANNELS, FileSource, FrameSource, TensorSource, VideoInfo, mask_reader, probe
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .vae import VideoVAE
+from ..checkpoints.vae import VideoVAE
 
 
 @torch.no_grad()

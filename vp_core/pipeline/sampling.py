@@ -16,14 +16,15 @@ from torch import Tensor
 
 import comfy.model_management
 
-from . import preprocess, video_io
-from .finite import DECODE_CAUSES, SAMPLER_CAUSES, require_finite
+from . import preprocess
+from ..video import video_io
+from ..base.finite import DECODE_CAUSES, SAMPLER_CAUSES, require_finite
 from .id_state import IDState, check_fits, run_spec
-from .loaders import DEFAULT_SCHEDULER
-from .model.id_resample import IDResample
-from .model.rope import video_rope
-from .model.transformer import Capture, Injection, token_mask
-from .vae import VideoVAE
+from ..checkpoints.loaders import DEFAULT_SCHEDULER
+from ..model.id_resample import IDResample
+from ..model.rope import video_rope
+from ..model.transformer import Capture, Injection, token_mask
+from ..checkpoints.vae import VideoVAE
 from .windows import Window, WindowPlan, decoded_frame_count
 
 log = logging.getLogger(__name__)
@@ -401,7 +402,7 @@ def run_inpaint(model, vae: VideoVAE, job: "preprocess.InpaintInput", positive: 
                 capture_final: bool = True, reset_windows: tuple[int, ...] = (),
                 on_checkpoint: Callable[[IDState], None] | None = None) -> SampleResult:
     """The sampler node's one call: read what is attached to the MODEL, then run all windows."""
-    from . import attach
+    from ..checkpoints import attach
 
     attach.require_videopainter_model(model)
     branch, options = attach.branch_of(model)

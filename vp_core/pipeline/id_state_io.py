@@ -14,7 +14,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .atomic import atomic_path
+from ..base.atomic import atomic_path
 from .id_state import IDState
 
 log = logging.getLogger(__name__)

@@ -27,9 +27,9 @@ import comfy.model_management
 import comfy.ops
 
 from . import core_interop
-from .model.branch import UNUSED_PREFIXES, VideoPainterBranch
-from .model.config import CogVideoXConfig
-from .model.transformer import CogVideoXTransformer
+from ..model.branch import UNUSED_PREFIXES, VideoPainterBranch
+from ..model.config import CogVideoXConfig
+from ..model.transformer import CogVideoXTransformer
 from .patcher import VideoPainterPatcher
 
 log = logging.getLogger(__name__)

@@ -19,6 +19,7 @@ from torch import Tensor
 import comfy.model_management
 import comfy.model_patcher
 
+from .core_interop import COGVIDEOX_5B_SCALING_FACTOR
 from .loaders import CheckpointError, ManagedModule, Precision, detect_kind, read_json, read_model_folder
 
 log = logging.getLogger(__name__)
@@ -195,3 +196,65 @@ def video_vae_from_module(vae: AutoencoderKLCogVideoX, dtype: torch.dtype, load_
     vae.eval().requires_grad_(False)
     root = ManagedModule("vae", vae, Precision(dtype, dtype))
     return VideoVAE(comfy.model_patcher.ModelPatcher(root, load_device=load_device, offload_device=offload_device))
+
+
+# ------------------------------------------------------------------------------------------------------- VAE
+def is_core_cogvideox_vae(vae) -> bool:
+    """True for core's ``comfy.sd.VAE`` holding core's CogVideoX VAE (only hosts with native CogVideoX have it)."""
+    try:
+        from comfy.ldm.cogvideo.vae import AutoencoderKLCogVideoX as CoreCogVideoXVAE
+    except ImportError:
+        return False
+    return isinstance(getattr(vae, "first_stage_model", None), CoreCogVideoXVAE)
+
+
+def diffusers_vae_config(core_model) -> dict:
+    """The diffusers ``AutoencoderKLCogVideoX`` config of core's CogVideoX VAE module, read from its weights."""
+    sd = core_model.state_dict()
+    down = sorted({int(k.split(".")[2]) for k in sd if k.startswith("encoder.down_blocks.")})
+    channels = [sd[f"encoder.down_blocks.{i}.resnets.0.conv2.conv.weight"].shape[0] for i in down]
+    layers = len({k.split(".")[4] for k in sd if k.startswith("encoder.down_blocks.0.resnets.")})
+    return dict(
+        in_channels=sd["encoder.conv_in.conv.weight"].shape[1], out_channels=sd["decoder.conv_out.conv.weight"].shape[0],
+        latent_channels=core_model.latent_channels, block_out_channels=channels, layers_per_block=layers,
+        down_block_types=["CogVideoXDownBlock3D"] * len(channels), up_block_types=["CogVideoXUpBlock3D"] * len(channels),
+        norm_num_groups=core_model.encoder.norm_out.num_groups, norm_eps=core_model.encoder.norm_out.eps,
+        temporal_compression_ratio=core_model.temporal_compression_ratio, scaling_factor=COGVIDEOX_5B_SCALING_FACTOR,
+        use_quant_conv=False, use_post_quant_conv=False,
+    )
+
+
+def video_vae(vae, what: str = "vae"):
+    """This pack's :class:`VideoVAE` for what a ``vae`` input received: ours as it is, or core's CogVideoX VAE
+    (``VAELoader``) wrapped over the same tensors (built once per core VAE object).
+
+    Raises:
+        ValueError: a core VAE of another model (SD, FLUX, Wan ...), or something that is no VAE.
+    """
+    if isinstance(vae, VideoVAE):
+        return vae
+    if vae is None:
+        raise ValueError(
+            f"{what}: no VAE (a backbone loaded from a single transformer file has none): connect Load VAE on the "
+            "CogVideoX VAE (e.g. cogvideox_vae.safetensors in models/vae)"
+        )
+    if is_core_cogvideox_vae(vae):
+        cached = getattr(vae, "_videopainter_vae", None)
+        if cached is None:
+            from diffusers import AutoencoderKLCogVideoX
+
+            core = vae.first_stage_model
+            with torch.device("meta"):
+                module = AutoencoderKLCogVideoX.from_config(diffusers_vae_config(core))
+            load_device, offload_device = vae.patcher.load_device, vae.patcher.offload_device
+            sd = {k: v.to(offload_device, vae.vae_dtype) for k, v in core.state_dict().items()}
+            module.load_state_dict(sd, strict=True, assign=True)
+            cached = video_vae_from_module(module, vae.vae_dtype, load_device, offload_device)
+            vae._videopainter_vae = cached
+        return cached
+    model = getattr(vae, "first_stage_model", None)
+    got = type(model).__module__ + "." + type(model).__name__ if model is not None else type(vae).__name__
+    raise ValueError(
+        f"{what}: expected the CogVideoX VAE (VideoPainter Backbone Loader's vae, or Load VAE on a CogVideoX VAE "
+        f"file such as cogvideox_vae.safetensors); got {got}. Connect a CogVideoX VAE here."
+    )

@@ -19,7 +19,7 @@ from PIL import Image
 from scipy import ndimage
 from torch import Tensor
 
-from .video_io import FrameSource, Frames, Mapped, close, read_frames, reader
+from ..video.video_io import FrameSource, Frames, Mapped, close, read_frames, reader
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ class InpaintInput:
     width: int
     fps: float
     audio: "AudioRef | None" = None
-    window_settings: tuple | None = None  # (window_frames, overlap_frames, mode) a part was cut for (vp_core.parts)
+    window_settings: tuple | None = None  # (window_frames, overlap_frames, mode) a part was cut for (vp_core.pipeline.parts)
 
     @property
     def frame_count(self) -> int:

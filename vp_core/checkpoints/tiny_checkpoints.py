@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from . import atomic
+from ..base import atomic
 
 TRANSFORMER = dict(
     num_attention_heads=2, attention_head_dim=16, in_channels=32, out_channels=16, flip_sin_to_cos=True, freq_shift=0,
@@ -56,9 +56,9 @@ def write_tiny_checkpoints(root: str | Path, seed: int = 0, tokenizer_dir: str |
     import comfy.ops
     from diffusers import AutoencoderKLCogVideoX
 
-    from .model.branch import VideoPainterBranch
-    from .model.config import CogVideoXConfig
-    from .model.transformer import CogVideoXTransformer
+    from ..model.branch import VideoPainterBranch
+    from ..model.config import CogVideoXConfig
+    from ..model.transformer import CogVideoXTransformer
     from .loaders import DEFAULT_SCHEDULER
 
     root = Path(root)

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from .loaders import CheckpointError, LoraPatches, ManagedModule, load_lora
-from .model.transformer import CogVideoXTransformer
+from ..model.transformer import CogVideoXTransformer
 
 log = logging.getLogger(__name__)
 BRANCH_KEY = "videopainter"

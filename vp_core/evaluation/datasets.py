@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy import ndimage
 
-from . import video_io
+from ..video import video_io
 
 
 VPBENCH_COLUMNS = ("path", "mask_id", "fps", "start_frame", "end_frame")

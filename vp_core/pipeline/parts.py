@@ -12,7 +12,7 @@ import logging
 from dataclasses import replace
 
 from .preprocess import AudioRef, InpaintInput, PipelineInputs
-from .video_io import slice_frames
+from ..video.video_io import slice_frames
 from .windows import WindowPlan, plan_windows
 
 log = logging.getLogger(__name__)

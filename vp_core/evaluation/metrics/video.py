@@ -90,7 +90,7 @@ def ground_truth_at(frames: Tensor, holes: Tensor, height: int, width: int, dila
     Lanczos, through [-1, 1] and back, truncated to uint8 as ``(x * 255).astype(np.uint8)``), and the holes dilated at
     source resolution then resized and binarised like the model's masks (``preprocess.window_masks``) -> 0/1.
     Done ``chunk`` frames at a time so a long 1080p clip is never held as floats."""
-    from .. import preprocess
+    from ...pipeline import preprocess
 
     gts, masks = [], []
     for s in range(0, frames.shape[0], chunk):

@@ -19,10 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import common
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-sys.path.insert(0, str(REPO / "scripts"))
-import make_sample_clip  # noqa: E402
+make_sample_clip = common.script("make_sample_clip")
 
 INPAINT = REPO / "workflows" / "api" / "videopainter_inpaint.json"
 SETS = REPO / "scripts" / "demo_sets" / "videopainter_inpaint.json"

@@ -58,7 +58,7 @@ GPU = Size(42, 2, 48, 64, 13, 60, 90, 226, 4096, 5)  # CogVideoX-5B-I2V at 49 x 
 
 
 def configs(size: Size):
-    from vp_core.model.config import CogVideoXConfig
+    from videopainter.vp_core.model.config import CogVideoXConfig
 
     cfg = CogVideoXConfig(
         num_attention_heads=size.heads, attention_head_dim=size.head_dim, num_layers=size.layers,
@@ -72,8 +72,8 @@ def configs(size: Size):
 def inputs(cfg, size: Size, device, dtype, seed: int = 0) -> dict:
     """Sampler-shaped inputs: a hole over 1/4 of the tokens of every latent frame."""
     import torch
-    from vp_core.model.rope import video_rope
-    from vp_core.model.transformer import token_mask
+    from videopainter.vp_core.model.rope import video_rope
+    from videopainter.vp_core.model.transformer import token_mask
 
     g = torch.Generator("cpu").manual_seed(seed)
     shape = (2, size.latent_frames, cfg.latent_channels, size.latent_height, size.latent_width)
@@ -92,7 +92,7 @@ def inputs(cfg, size: Size, device, dtype, seed: int = 0) -> dict:
 
 def literal(fn):
     """``fn`` with ID resampling in the reference's literal form (the oracle the reduced form is tested against)."""
-    from vp_core.model import id_resample
+    from videopainter.vp_core.model import id_resample
 
     def call():
         before, id_resample.FORM = id_resample.FORM, "literal"
@@ -109,8 +109,8 @@ ID_ROWS = ("ID (window 0)", "ID (window >0)", "ID literal (window 0)", "ID liter
 def step_functions(tr, br, x: dict) -> tuple[dict, dict]:
     """(whole-step variants, component timings for the projection), each name -> zero-argument callable."""
     import torch
-    from vp_core.model.id_resample import IDResample
-    from vp_core.model.transformer import Capture, Injection
+    from videopainter.vp_core.model.id_resample import IDResample
+    from videopainter.vp_core.model.transformer import Capture, Injection
 
     bb_in = torch.cat([x["z"], x["image"]], 2)
     args = (bb_in, x["context"], x["timestep"], x["rope"])
@@ -185,7 +185,7 @@ def flop_projection() -> dict[str, float]:
     """Matmul FLOP ratios of the real CogVideoX-5B-I2V (42 layers) + branch (2) at 49 x 480 x 720, CFG batch 2,
     25 % holes; the reduced window-0 row as on CPU (log 2 bias, no duplicated keys); on CUDA it equals window >0's
     attention."""
-    from vp_core.model.config import CogVideoXConfig
+    from videopainter.vp_core.model.config import CogVideoXConfig
 
     cfg = CogVideoXConfig()
     bcfg = CogVideoXConfig(**dict(cfg.to_dict(), num_layers=2, in_channels=16))
@@ -206,8 +206,8 @@ def flop_projection() -> dict[str, float]:
 
 def run(size: Size, device, dtype, clock: str) -> dict:
     import torch
-    from vp_core.model.branch import VideoPainterBranch
-    from vp_core.model.transformer import CogVideoXTransformer
+    from videopainter.vp_core.model.branch import VideoPainterBranch
+    from videopainter.vp_core.model.transformer import CogVideoXTransformer
 
     cfg, bcfg = configs(size)
     tr = common.build_random(CogVideoXTransformer, cfg, 0, dtype, "backbone", device.type)

@@ -92,11 +92,11 @@ def worker(mode: str, attention: str, steps: int, window_steps: int, cap_gb: flo
         return vae_worker(mode, steps, smoke, host)
     import torch
     import comfy.model_management
-    from vp_core.checkpoints import loaders
-    from vp_core.pipeline import sampling
-    from vp_core.model.branch import VideoPainterBranch
-    from vp_core.model.id_resample import IDResample
-    from vp_core.model.transformer import CogVideoXTransformer, Injection
+    from videopainter.vp_core.checkpoints import loaders
+    from videopainter.vp_core.pipeline import sampling
+    from videopainter.vp_core.model.branch import VideoPainterBranch
+    from videopainter.vp_core.model.id_resample import IDResample
+    from videopainter.vp_core.model.transformer import CogVideoXTransformer, Injection
 
     size = SMOKE if smoke else b1.GPU
     device = torch.device("cpu") if smoke else torch.device("cuda")
@@ -180,7 +180,7 @@ def vae_worker(mode: str, steps: int, smoke: bool, host: dict) -> dict:
     import torch
     from diffusers import AutoencoderKLCogVideoX
 
-    from vp_core.checkpoints.vae import video_vae_from_module
+    from videopainter.vp_core.checkpoints.vae import video_vae_from_module
 
     device = torch.device("cpu") if smoke else torch.device("cuda")
     dtype = torch.bfloat16

@@ -95,9 +95,9 @@ def worker(windows: int, steps: int, cuda: bool, threads: int = 1) -> dict:
     mon.mark("import")
     common.setup("host", cpu=not cuda, threads=threads)
     import torch
-    from vp_core.pipeline import preprocess, sampling
-    from vp_core.conformance.runner import Fixture
-    from vp_core.pipeline.windows import plan_windows
+    from videopainter.vp_core.pipeline import preprocess, sampling
+    from videopainter.vp_core.conformance.runner import Fixture
+    from videopainter.vp_core.pipeline.windows import plan_windows
 
     mon.mark("load")
     data = clip(windows)

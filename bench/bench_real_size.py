@@ -119,11 +119,11 @@ def write_all(root: Path, layers: int, t5_layers: int, lora_rank: int) -> None:
     from transformers import T5Config, T5EncoderModel
 
     import comfy.ops
-    from vp_core.checkpoints import tiny_checkpoints
-    from vp_core.checkpoints.loaders import DEFAULT_SCHEDULER
-    from vp_core.model.branch import VideoPainterBranch
-    from vp_core.model.config import CogVideoXConfig
-    from vp_core.model.transformer import CogVideoXTransformer
+    from videopainter.vp_core.checkpoints import tiny_checkpoints
+    from videopainter.vp_core.checkpoints.loaders import DEFAULT_SCHEDULER
+    from videopainter.vp_core.model.branch import VideoPainterBranch
+    from videopainter.vp_core.model.config import CogVideoXConfig
+    from videopainter.vp_core.model.transformer import CogVideoXTransformer
 
     base = root / "CogVideoX-5b-I2V"
     cfg = CogVideoXConfig(num_layers=layers)
@@ -176,7 +176,7 @@ def phase_text(root: Path) -> dict:
     import torch
     from safetensors.torch import save_file
 
-    from vp_core.checkpoints import text
+    from videopainter.vp_core.checkpoints import text
 
     base = root / "CogVideoX-5b-I2V"
     import comfy.sd  # noqa: F401  (imports before the baseline)
@@ -195,11 +195,11 @@ def phase_sample(root: Path, storage: str) -> dict:
     import torch
     from safetensors.torch import load_file
 
-    from vp_core.checkpoints import attach
+    from videopainter.vp_core.checkpoints import attach
 
-    from vp_core.pipeline import sampling, windows
-    from vp_core.checkpoints.loaders import load_backbone, load_branch, load_scheduler_config
-    from vp_core.checkpoints.vae import load_vae
+    from videopainter.vp_core.pipeline import sampling, windows
+    from videopainter.vp_core.checkpoints.loaders import load_backbone, load_branch, load_scheduler_config
+    from videopainter.vp_core.checkpoints.vae import load_vae
 
     base = root / "CogVideoX-5b-I2V"
     dtype = torch.float8_e4m3fn if storage == "fp8" else torch.bfloat16

@@ -26,9 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-sys.path.insert(0, str(common.REPO / "scripts"))
-import comfy_client as cc  # noqa: E402
-import make_sample_clip  # noqa: E402
+from videopainter.vp_headless import comfy_client as cc  # noqa: E402
+
+make_sample_clip = common.script("make_sample_clip")
 
 W, H, FPS = 1920, 1080, 30
 TARGET_RATIO = 1.10

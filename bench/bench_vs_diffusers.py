@@ -31,7 +31,7 @@ def worker(size: b1.Size, device, dtype, clock: str) -> dict:
     """One attention backend: build both models, check they agree, time them interleaved."""
     import torch
     from diffusers import CogVideoXTransformer3DModel
-    from vp_core.model.transformer import CogVideoXTransformer
+    from videopainter.vp_core.model.transformer import CogVideoXTransformer
 
     cfg, _ = b1.configs(size)
     ours = common.build_random(CogVideoXTransformer, cfg, 0, dtype, "backbone", device.type)

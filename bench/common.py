@@ -5,6 +5,7 @@ layers) from a random state dict, so what is timed is the code the nodes run, no
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import math
@@ -30,8 +31,21 @@ CLOCK_HELP = (
 
 log = logging.getLogger("bench")
 
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+
+
+def script(name: str):
+    """A module of ``scripts/`` (``vp_pack``, which registers this repository as the package ``videopainter``, and
+    developer tools such as ``make_sample_clip``), loaded from its file: the benchmarks run as files from ``bench/``,
+    and the repository itself must not go on ``sys.path``, where its ``nodes/`` would shadow ComfyUI's ``nodes``."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+script("vp_pack")
 
 
 def setup(attention: str = "host", cpu: bool | None = None, threads: int | None = None) -> None:
@@ -44,7 +58,7 @@ def setup(attention: str = "host", cpu: bool | None = None, threads: int | None 
     if attention not in ATTENTION_CHOICES:
         raise ValueError(f"attention must be one of {ATTENTION_CHOICES}; got {attention!r}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from vp_core.base.hostenv import ensure_comfy
+    from videopainter.vp_core.base.hostenv import ensure_comfy
 
     if "comfy.model_management" in sys.modules and attention != "host":
         raise RuntimeError("setup() must run before comfy.model_management is imported")
@@ -110,7 +124,7 @@ def random_state_dict(cls, cfg, seed: int, dtype=None, gen_device: str = "cpu") 
 def build_random(cls, cfg, seed: int, dtype=None, what: str = "bench module", gen_device: str = "cpu"):
     """``cls`` built by ``vp_core.checkpoints.loaders.build_module`` (meta device, comfy.ops layers) from random weights."""
     import torch
-    from vp_core.checkpoints import loaders
+    from videopainter.vp_core.checkpoints import loaders
 
     dtype = dtype or torch.float32
     sd = random_state_dict(cls, cfg, seed, dtype, gen_device)
@@ -121,7 +135,7 @@ def place(named: dict, dtype, device) -> list:
     """Wrap each module in a ``ModelPatcher`` (as the loaders do) and let ComfyUI's memory manager place them on
     ``device``; returns the patchers (keep them alive while the modules are used)."""
     import comfy.model_management
-    from vp_core.checkpoints import loaders
+    from videopainter.vp_core.checkpoints import loaders
 
     precision = loaders.Precision(dtype, dtype)
     patchers = [loaders.patcher_for(name, module, precision, load_device=device) for name, module in named.items()]
@@ -226,7 +240,7 @@ def write_json(name: str, data: dict, out_dir: Path | None = None) -> Path:
     script = script.relative_to(REPO) if script.is_relative_to(REPO) else script
     data = dict(data, machine=machine(), written=time.strftime("%Y-%m-%dT%H:%M:%S%z"), written_epoch=time.time(),
                 command=" ".join(["python", str(script), *sys.argv[1:]]))
-    from vp_core.base import atomic
+    from videopainter.vp_core.base import atomic
 
     atomic.write_text(path, json.dumps(data, indent=2, default=str) + "\n")
     return path

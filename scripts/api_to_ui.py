@@ -18,8 +18,8 @@ from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import comfy_client as cc  # noqa: E402
+import vp_pack  # noqa: F401  (registers this repository as the package 'videopainter')
+from videopainter.vp_headless import comfy_client as cc
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 

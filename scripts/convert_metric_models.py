@@ -26,11 +26,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _metrics():
-    """vp_core.evaluation.metrics without the pack's package (as vp_eval.py imports it)."""
-    sys.path.insert(0, str(REPO / "scripts"))
-    import vp_eval
+    """``vp_core.evaluation.metrics``, imported on first use."""
+    import vp_pack  # noqa: F401  (registers this repository as the package 'videopainter')
+    from videopainter.vp_core.evaluation import metrics
 
-    return vp_eval._core().metrics
+    return metrics
 
 
 def convert_lpips(squeezenet: Path, heads: Path | None, out: Path) -> Path:

@@ -8,7 +8,7 @@
 #                         pack's requirements and the test pins; the 0.27 pins win where both name a package)
 #   .comfyui-027/ComfyUI  unpacked from ../shared/hosts/comfyui-0.27.0-77917ed3.tar.gz, this pack linked into its
 #                         custom_nodes
-# Tests find that tree through VP_COMFYUI_DIR (vp_core/base/hostenv.py); scripts/comfy_client.py starts the server with
+# Tests find that tree through VP_COMFYUI_DIR (vp_core/base/hostenv.py); vp_headless/comfy_client.py starts the server with
 # the Python running the tests and the tree hostenv finds (scripts/test.sh --host-027 sets both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,6 +81,6 @@ else
   echo "ComfyUI $COMFY_VERSION: present (.comfyui-027/ComfyUI)"
 fi
 
-# (4) link the pack (scripts/comfy_client.py's link_pack, as the e2e server does) ------------------------------------
-"$PY" -c 'import sys; from pathlib import Path; sys.path.insert(0, "scripts"); import comfy_client as cc
+# (4) link the pack (vp_headless/comfy_client.py's link_pack, as the e2e server does) ------------------------------------
+"$PY" -c 'import sys; from pathlib import Path; sys.path.insert(0, "scripts"); import vp_pack; from videopainter.vp_headless import comfy_client as cc
 print("pack linked:", cc.link_pack(Path(sys.argv[1]) / "custom_nodes"), "->", cc.REPO_ROOT)' "$COMFY_DIR"

@@ -9,10 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from vp_core.base.hostenv import ensure_comfy  # noqa: E402
+import vp_pack  # noqa: F401  (registers this repository as the package 'videopainter')
+from videopainter.vp_core.base.hostenv import ensure_comfy
 
 
 def main() -> int:
@@ -21,7 +19,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     ensure_comfy(cpu=True)
-    from vp_core.checkpoints.tiny_checkpoints import STYLE_LORA_NAME, write_tiny_checkpoints, write_tiny_style_lora
+    from videopainter.vp_core.checkpoints.tiny_checkpoints import STYLE_LORA_NAME, write_tiny_checkpoints, write_tiny_style_lora
 
     if not (args.models_dir / "loras" / STYLE_LORA_NAME).is_file():
         write_tiny_style_lora(args.models_dir)  # the style-LoRA example workflow's demo LoRA

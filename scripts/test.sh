@@ -13,7 +13,7 @@ if [[ "${1:-}" == "--host-027" ]]; then
   shift
   VENV=.venv-027
   SETUP="$SETUP --with-host-027"
-  # vp_core/base/hostenv.py (tests, tools) and scripts/comfy_client.py (the e2e server) take the host from here.
+  # vp_core/base/hostenv.py (tests, tools) and vp_headless/comfy_client.py (the e2e server) take the host from here.
   export VP_COMFYUI_DIR="$PWD/.comfyui-027/ComfyUI"
   [[ -f "$VP_COMFYUI_DIR/main.py" ]] || { echo "test.sh: $VP_COMFYUI_DIR missing; run: $SETUP" >&2; exit 1; }
 fi

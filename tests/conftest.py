@@ -6,32 +6,21 @@ before ``comfy.model_management`` is first imported (its device probe runs at im
 ``tests-unit`` do; set ``VP_TEST_GPU=1`` to let ComfyUI pick the accelerator instead.
 
 The pack is registered under the name ``videopainter`` without running its root ``__init__`` (that one only builds
-the extension), so tests write ``from videopainter.vp_core import text`` and ``from videopainter.nodes import text``
-and the pack's relative imports resolve as they do inside ComfyUI.
+the extension) by ``scripts/vp_pack.py`` (``scripts/`` is on pytest's ``pythonpath``, pyproject.toml), so tests write
+``from videopainter.vp_core.checkpoints import text``, ``from videopainter.nodes import text`` and
+``from videopainter.vp_headless import comfy_client`` and the pack's relative imports resolve as inside ComfyUI.
 """
 from __future__ import annotations
 
 import os
-import sys
-import types
 from pathlib import Path
 
 import pytest
+import vp_pack  # noqa: F401  (registers the package 'videopainter')
+
+from videopainter.vp_core.base.hostenv import ensure_comfy  # the one place that finds ComfyUI
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGE = "videopainter"
-
-
-def _register_package() -> None:
-    if PACKAGE not in sys.modules:
-        package = types.ModuleType(PACKAGE)
-        package.__path__ = [str(REPO)]
-        package.__file__ = str(REPO / "__init__.py")
-        sys.modules[PACKAGE] = package
-
-
-_register_package()
-from videopainter.vp_core.base.hostenv import ensure_comfy  # noqa: E402  (the one place that finds ComfyUI)
 
 ensure_comfy(cpu=os.environ.get("VP_TEST_GPU") != "1")
 

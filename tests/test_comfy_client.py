@@ -1,16 +1,14 @@
-"""scripts/comfy_client.py without a server: overrides, workflow loading, error texts, history parsing."""
+"""vp_headless/comfy_client.py without a server: overrides, workflow loading, error texts, history parsing."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
 
-import comfy_client as cc  # noqa: E402
+from videopainter.vp_headless import comfy_client as cc  # noqa: E402
 
 PROMPT = {
     "1": {"class_type": "LoadVideo", "inputs": {"file": "a.mp4"}, "_meta": {"title": "clip"}},

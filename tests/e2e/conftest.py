@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
 
-import comfy_client as cc  # noqa: E402
+from videopainter.vp_headless import comfy_client as cc  # noqa: E402
 import make_sample_clip  # noqa: E402
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import numpy as np
 import requests
 from PIL import Image
 
-import comfy_client as cc
+from videopainter.vp_headless import comfy_client as cc
 
 
 def preview_pixels(server: cc.ServerHandle, result: cc.RunResult, node_id: str = "20") -> list[np.ndarray]:

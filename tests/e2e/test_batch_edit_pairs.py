@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import batch_jobs as bj
-import batch_tasks
-import comfy_client as cc
+from videopainter.vp_headless import batch_jobs as bj
+from videopainter.vp_headless import batch_tasks
+from videopainter.vp_headless import comfy_client as cc
 import make_sample_clip
-import vp_batch
+from videopainter.vp_headless import batch as vp_batch
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e

@@ -23,8 +23,8 @@ def read_table(path: Path) -> list[dict[str, str]]:
 
 
 def test_eval_rows_run_as_batch_jobs_and_match_vp_eval(tmp_path, models_dir, monkeypatch):
-    import vp_batch
-    import vp_eval
+    from videopainter.vp_headless import batch as vp_batch
+    from videopainter.vp_headless import evaluate as vp_eval
     from test_vp_eval import FAST, check_table, make_vpbench
     from videopainter.vp_core.evaluation.metrics import tiny
 

@@ -27,14 +27,14 @@ import psutil
 import pytest
 import requests
 
-import batch_jobs as bj
-import comfy_client as cc
+from videopainter.vp_headless import batch_jobs as bj
+from videopainter.vp_headless import comfy_client as cc
 
 # Before Ray is imported (it reads these once): no usage stats, and a local instance on 127.0.0.1 only.
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 pytest.importorskip("ray", reason="Ray is an optional dependency of scripts/vp_batch.py (scripts/host_pins.txt)")
-import vp_batch  # noqa: E402
+from videopainter.vp_headless import batch as vp_batch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 INPAINT = REPO / "workflows" / "api" / "videopainter_inpaint.json"
@@ -211,7 +211,9 @@ def test_local_mode_runs_without_ray_installed(tmp_path, models_dir):
     jobs = tmp_path / "jobs.jsonl"
     jobs.write_text("".join(json.dumps({"id": f"plan{n}", "workflow": str(WINDOW_PLAN),
                                         "overrides": {"window_plan.total_frames": n}}) + "\n" for n in (49, 97)))
+    # As `python scripts/vp_batch.py` runs it: the script's folder first on sys.path (runpy does not add it).
     code = ("import sys, runpy; sys.modules['ray'] = None; sys.argv = ['vp_batch.py'] + sys.argv[1:]; "
+            f"sys.path.insert(0, {str(REPO / 'scripts')!r}); "
             f"runpy.run_path({str(REPO / 'scripts' / 'vp_batch.py')!r}, run_name='__main__')")
     args = [str(jobs), "--output-dir", str(tmp_path / "out"), "--models-dir", str(models_dir), "--no-progress"]
     p = subprocess.run([sys.executable, "-c", code, *args, "--local"], capture_output=True, text=True,

@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 import requests
 
-import comfy_client as cc
+from videopainter.vp_headless import comfy_client as cc
 
 REPO = Path(__file__).resolve().parents[2]
 UI_WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from safetensors.torch import save_file
 
-import comfy_client as cc
+from videopainter.vp_headless import comfy_client as cc
 from e2e_helpers import preview_pixels
 from image_path import image_path
 from interop_models import NO_CORE_COGVIDEOX, write_full_size_vae

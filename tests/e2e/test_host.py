@@ -13,7 +13,7 @@ import psutil
 import pytest
 import requests
 
-import comfy_client as cc
+from videopainter.vp_headless import comfy_client as cc
 from test_workflows_extra import demo_prompt  # FLUX Fill's workflow runs its VideoPainter half (no tiny FLUX exists)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -330,7 +330,8 @@ def _default_sigint() -> None:
 SIGINT_IGNORED_CLIENT = """
 import signal, sys, time
 sys.path.insert(0, sys.argv[1])
-import comfy_client as cc
+import vp_pack
+from videopainter.vp_headless import comfy_client as cc
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a client started with `nohup ... &`
 handle = cc.start_server(sys.argv[2], models_dir=sys.argv[3])
 t0 = time.monotonic()

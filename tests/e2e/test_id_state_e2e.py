@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import comfy_client as cc
+from videopainter.vp_headless import comfy_client as cc
 
 REPO = Path(__file__).resolve().parents[2]
 PARTS = REPO / "workflows" / "api" / "videopainter_long_video_parts.json"

@@ -8,7 +8,7 @@ import av
 import pytest
 import requests
 
-import comfy_client as cc
+from videopainter.vp_headless import comfy_client as cc
 from image_path import image_path
 
 REPO = Path(__file__).resolve().parents[2]

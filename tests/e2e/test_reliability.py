@@ -24,7 +24,7 @@ import requests
 import torch
 from safetensors.torch import load_file, save_file
 
-import comfy_client as cc
+from videopainter.vp_headless import comfy_client as cc
 from e2e_helpers import preview_pixels
 from image_path import image_path
 from reliability_cases import BY_KEY, HOST_CHECKS_COMBOS, README, readme_table

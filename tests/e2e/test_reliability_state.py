@@ -19,7 +19,7 @@ import requests
 import torch
 from safetensors.torch import load_file, save_file
 
-import comfy_client as cc
+from videopainter.vp_headless import comfy_client as cc
 from reliability_cases import message as msg
 from reliability_cases import HOST_CHECKS_COMBOS
 from test_reliability import clip, completes, fails, host_version, node, refused

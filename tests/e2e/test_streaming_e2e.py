@@ -14,7 +14,7 @@ import requests
 import torch
 from PIL import Image
 
-import comfy_client as cc
+from videopainter.vp_headless import comfy_client as cc
 import make_sample_clip
 from image_path import image_path
 

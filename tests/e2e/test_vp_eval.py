@@ -19,10 +19,9 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
 
-import comfy_client as cc  # noqa: E402
-import vp_eval  # noqa: E402
+from videopainter.vp_headless import comfy_client as cc  # noqa: E402
+from videopainter.vp_headless import evaluate as vp_eval  # noqa: E402
 
 FRAMES = 9  # after frame-rate sampling; one 9-frame window
 SIZE = (64, 48)  # source clips (W, H)

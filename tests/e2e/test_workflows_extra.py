@@ -22,7 +22,7 @@ import requests
 from PIL import Image
 from scipy import ndimage
 
-import comfy_client as cc
+from videopainter.vp_headless import comfy_client as cc
 import make_sample_clip
 
 REPO = Path(__file__).resolve().parents[2]

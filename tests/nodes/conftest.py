@@ -5,7 +5,6 @@ Loaded models are shared by the tests of a session; the tests check that no node
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,11 +17,7 @@ import torch
 
 import folder_paths
 
-SCRIPTS = str(Path(__file__).resolve().parents[2] / "scripts")
-if SCRIPTS not in sys.path:
-    sys.path.insert(0, SCRIPTS)  # make_sample_clip: the same procedural clip as the e2e tests
-
-from vp_node_helpers import CLIP_FRAMES, SECOND_STYLE_LORA, run  # noqa: E402
+from vp_node_helpers import CLIP_FRAMES, SECOND_STYLE_LORA, run
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parents[1] / "scripts"))  # vp_pack, as pytest's pythonpath gives it to the tests
 import conftest  # noqa: E402,F401  (tests/conftest.py: ComfyUI importable, the pack registered as 'videopainter')
 
 sys.path.remove(str(HERE.parent))

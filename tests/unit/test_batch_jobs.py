@@ -1,4 +1,4 @@
-"""scripts/batch_jobs.py without a server: job lists, the done marker ("complete"), atomic commits, and
+"""vp_headless/batch_jobs.py without a server: job lists, the done marker ("complete"), atomic commits, and
 vp_batch's scheduler on fake workers."""
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
 
-import batch_jobs as bj  # noqa: E402
-import vp_batch  # noqa: E402
+from videopainter.vp_headless import batch_jobs as bj  # noqa: E402
+from videopainter.vp_headless import batch as vp_batch  # noqa: E402
 
 WORKFLOW = REPO / "workflows" / "api" / "window_plan.json"
 

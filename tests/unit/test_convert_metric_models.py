@@ -11,7 +11,6 @@ import torchvision
 from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
 
 import convert_metric_models as conv  # noqa: E402
 

@@ -13,7 +13,6 @@ import torch
 
 from videopainter.vp_core.pipeline import clip_inputs, preprocess
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import make_sample_clip  # noqa: E402
 
 T, H, W = 4, 60, 120  # source 2:1; the working size 48x32 is 3:2, so center_crop keeps the middle 90x60

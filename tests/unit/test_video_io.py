@@ -13,7 +13,6 @@ from videopainter.vp_core.pipeline import clip_inputs, preprocess
 
 from videopainter.vp_core.video import video_io
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import make_sample_clip  # noqa: E402
 
 FRAMES, W, H, FPS = 45, 96, 80, 24

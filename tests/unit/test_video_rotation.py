@@ -15,7 +15,6 @@ from videopainter.vp_core.pipeline import clip_inputs
 
 from videopainter.vp_core.video import video_io
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import make_sample_clip  # noqa: E402
 
 T, H, W = 5, 32, 48  # stored (coded) size; upright it is 32 wide and 48 high after a quarter turn

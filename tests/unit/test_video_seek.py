@@ -17,7 +17,6 @@ from videopainter.vp_core.pipeline import clip_inputs, preprocess
 
 from videopainter.vp_core.video import video_io
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import make_sample_clip  # noqa: E402
 
 T, W, H, FPS = 150, 64, 48, 24

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
-import vp_eval  # noqa: E402
+from videopainter.vp_headless import evaluate as vp_eval  # noqa: E402
 
 
 @pytest.mark.parametrize("name", ["videopainter_edit", "videopainter_flux_fill_first_frame"])

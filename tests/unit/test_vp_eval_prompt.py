@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
 
-import vp_eval  # noqa: E402
+from videopainter.vp_headless import evaluate as vp_eval  # noqa: E402
 
 ROW = {"row_id": "clip_1.0.mp4", "caption": "a red car.", "region_caption": "a car."}
 

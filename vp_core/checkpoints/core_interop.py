@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 
-import torch
 from torch import Tensor
 
 # Whole-name renames (outside the blocks), core -> diffusers.

@@ -1,7 +1,7 @@
 """What one batch job does on a started ComfyUI server: the generic task, editing pairs, evaluation rows.
 
 A task turns a Job into files in a staging folder (``BatchWorker`` commits them) using the client code of
-``scripts/vp_run.py`` (``scripts/comfy_client.py``). ``run`` raises ``JobFailed`` for a node error or a refused graph;
+``scripts/vp_run.py`` (``vp_headless/comfy_client.py``). ``run`` raises ``JobFailed`` for a node error or a refused graph;
 any other exception is judged by the worker (a dead server means a retry elsewhere, else a failed job).
 """
 from __future__ import annotations
@@ -15,21 +15,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import comfy_client as cc
-from batch_jobs import Job, finish_jobs
+from . import comfy_client as cc
+from .batch_jobs import Job, JobFailed, finish_jobs
 
 log = logging.getLogger(__name__)
 
 REPO = cc.REPO_ROOT
 EDIT_WORKFLOW = REPO / "workflows" / "api" / "videopainter_edit.json"
-
-
-class JobFailed(Exception):
-    """The job ran and failed for a reason a retry will not fix (node error, validation error, bad input)."""
-
-    def __init__(self, message: str, node: dict[str, str] | None = None):
-        super().__init__(message)
-        self.node = node
 
 
 def build_prompt(job: Job, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -87,11 +79,11 @@ CLIP_NAME, MASK_NAME, FIRST_FRAME_NAME = "vp_sample.mp4", "vp_sample_mask.mp4", 
 
 
 def datasets():
-    """``vp_core.evaluation.datasets`` (the reference's CSV, folder rules, cut and frame-rate sampling), loaded the way
-    ``scripts/vp_eval.py`` loads the pack's core outside ComfyUI."""
-    import vp_eval
+    """``vp_core.evaluation.datasets`` (the reference's CSV, folder rules, cut and frame-rate sampling), imported on
+    first use (it imports torch)."""
+    from ..vp_core.evaluation import datasets
 
-    return vp_eval._core().datasets
+    return datasets
 
 
 def edit_pair_jobs(csv_path: str | os.PathLike, output_root: str | os.PathLike, workflow: str | os.PathLike,
@@ -189,7 +181,7 @@ TASKS = {GenericTask.name: GenericTask, EditPairsTask.name: EditPairsTask}
 
 def make_task(name: str, options: Mapping[str, Any]):
     if name == "eval":  # imports scripts/vp_eval.py (issue #19) only when asked for
-        from batch_eval import EvalTask
+        from .batch_eval import EvalTask
 
         return EvalTask(options)
     if name not in TASKS:

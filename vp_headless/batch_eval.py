@@ -13,16 +13,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import comfy_client as cc
-from batch_jobs import Job, finish_jobs, is_complete, job_key
-from batch_tasks import JobFailed
+from . import comfy_client as cc
+from .batch_jobs import Job, JobFailed, finish_jobs, is_complete, job_key
 
 RESULT = "result.json"
 
 
 def import_vp_eval():
     try:
-        import vp_eval
+        from . import evaluate as vp_eval
     except ImportError as e:
         raise ValueError(f"--task eval needs scripts/vp_eval.py (the evaluation runner, issue #19): {e}") from None
     return vp_eval

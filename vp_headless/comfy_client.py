@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
-import importlib.util
 import json
 import logging
 import os
@@ -39,88 +37,39 @@ from typing import Any
 import aiohttp
 import requests
 
+from ..vp_core.base import atomic, hostenv
+from .errors import (  # re-exported: the runners and tests write cc.ServerStartError etc.
+    PARTIAL_PROMPT_ERROR,
+    format_validation_error,
+    ComfyClientError,
+    ServerStartError,
+    ServerGoneError,
+    OverrideError,
+    PromptValidationError,
+    NodeError,
+    PromptExecutionError,
+)
+from .workflow import (  # re-exported: cc.load_workflow, cc.apply_overrides ...
+    DEMO_SETS_DIR,
+    is_ui_workflow,
+    load_workflow,
+    find_node,
+    apply_overrides,
+    load_sets_file,
+    demo_sets,
+    parse_set_value,
+    replace_first_frame,
+)
+
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACK_DIR_NAME = "videopainter"
 
 
-def _load_atomic():
-    """The pack's one atomic-write helper (``vp_core/base/atomic.py``, standard library only), loaded from its file: this
-    client must not put the repo root on ``sys.path`` (its ``nodes/`` would shadow ComfyUI's ``nodes`` module)."""
-    spec = importlib.util.spec_from_file_location("videopainter_atomic", REPO_ROOT / "vp_core" / "base" / "atomic.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-atomic = _load_atomic()
 # Model folder names the pack reads; extra_model_paths.yaml points each at <models_dir>/<name>.
 MODEL_FOLDERS = ("videopainter", "diffusion_models", "vae", "loras", "text_encoders")
 START_TIMEOUT_S = 120.0
-
-
-# --------------------------------------------------------------------------------------------------- errors
-
-
-class ComfyClientError(RuntimeError):
-    """Base class for everything this module raises about the server or a prompt."""
-
-
-class ServerStartError(ComfyClientError):
-    """The host did not come up; the message ends with the tail of its log."""
-
-
-class ServerGoneError(ComfyClientError):
-    """The server stopped answering while a prompt was being followed."""
-
-
-class OverrideError(ComfyClientError, KeyError):
-    """A ``--set NODE.INPUT=VALUE`` did not name exactly one node and one of its inputs."""
-
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0])
-
-
-class PromptValidationError(ComfyClientError):
-    """The graph failed validation: POST /prompt answered 400 (nothing ran), or it answered 200 with
-    ``node_errors`` (some outputs failed validation and ComfyUI queued the rest; ``submit`` cancels that prompt
-    unless ``allow_partial``).
-
-    Parameters:
-        error: the server's top-level ``error`` object (``type``, ``message``, ``details``).
-        node_errors: ``{node_id: {"class_type", "errors": [{"type", "message", "details", "extra_info"}]}}``.
-        cancelled_prompt_id: for the partial case, the id of the prompt the server had queued (now cancelled).
-    """
-
-    def __init__(self, error: Mapping[str, Any], node_errors: Mapping[str, Any],
-                 cancelled_prompt_id: str | None = None):
-        self.error = dict(error)
-        self.node_errors = dict(node_errors)
-        self.cancelled_prompt_id = cancelled_prompt_id
-        super().__init__(format_validation_error(self.error, self.node_errors))
-
-
-@dataclass(frozen=True)
-class NodeError:
-    """An exception raised while a node executed (the ``execution_error`` message)."""
-
-    node_id: str
-    node_type: str
-    exception_type: str
-    exception_message: str
-    traceback: tuple[str, ...] = ()
-
-    def __str__(self) -> str:
-        return f"node {self.node_id} ({self.node_type}): {self.exception_message.strip()}"
-
-
-class PromptExecutionError(ComfyClientError):
-    """A prompt failed or was interrupted while executing; ``result`` holds the details."""
-
-    def __init__(self, result: RunResult):
-        self.result = result
-        super().__init__(str(result.error) if result.error else f"prompt {result.prompt_id} {result.status}")
 
 
 # --------------------------------------------------------------------------------------------------- server
@@ -235,15 +184,6 @@ def link_pack(custom_nodes_dir: Path, pack_dir: Path = REPO_ROOT, name: str = PA
     return link
 
 
-def _hostenv():
-    """``vp_core/base/hostenv.py``, the one place that decides which ComfyUI tree is the host, loaded by path: putting the
-    repository on ``sys.path`` would let the pack's ``nodes/`` shadow ComfyUI's ``nodes`` module."""
-    spec = importlib.util.spec_from_file_location("_vp_hostenv", REPO_ROOT / "vp_core" / "base" / "hostenv.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def start_server(
     base_dir: str | os.PathLike,
     port: int | None = None,
@@ -278,7 +218,7 @@ def start_server(
     base = Path(base_dir).resolve()
     if comfyui_dir is None:
         try:
-            comfyui_dir = _hostenv().comfy_dir()
+            comfyui_dir = hostenv.comfy_dir()
         except RuntimeError as e:
             raise ServerStartError(str(e)) from e
     main_py = Path(comfyui_dir) / "main.py"
@@ -354,126 +294,6 @@ def object_info(server: ServerHandle) -> dict[str, Any]:
     return r.json()
 
 
-# --------------------------------------------------------------------------------------------------- workflows
-
-
-def is_ui_workflow(data: Any) -> bool:
-    """True for a litegraph (UI, "Save") workflow: a dict with ``nodes`` and ``links`` lists."""
-    return isinstance(data, dict) and "nodes" in data and "links" in data
-
-
-def load_workflow(path: str | os.PathLike) -> dict[str, Any]:
-    """Read an API-format workflow (``{node_id: {"class_type", "inputs", "_meta"}}``).
-
-    Raises:
-        ValueError: the file is a UI-format workflow (names the ``workflows/api/`` twin when one exists) or not a
-            workflow at all.
-    """
-    path = Path(path)
-    data = json.loads(path.read_text())
-    if is_ui_workflow(data):
-        twin = path.parent / "api" / path.name
-        hint = f"; its API twin is {twin}" if twin.exists() else (
-            "; export it with ComfyUI's 'Export (API)' menu entry")
-        raise ValueError(f"{path} is a UI-format workflow; only API-format workflows are supported{hint}")
-    if not isinstance(data, dict) or not data or not all(
-        isinstance(v, dict) and "class_type" in v for v in data.values()
-    ):
-        raise ValueError(f"{path} is not an API-format workflow (expected {{node_id: {{'class_type', 'inputs'}}}})")
-    return data
-
-
-def find_node(prompt: Mapping[str, Any], ref: str) -> str:
-    """The id of the node whose id or ``_meta.title`` is ``ref``.
-
-    Raises:
-        OverrideError: no node or several nodes match; the message lists the available ids and titles.
-    """
-    if ref in prompt:
-        return ref
-    matches = [nid for nid, node in prompt.items() if node.get("_meta", {}).get("title") == ref]
-    if len(matches) == 1:
-        return matches[0]
-    available = ", ".join(
-        f"{nid} ({node.get('_meta', {}).get('title', node['class_type'])!r})" for nid, node in prompt.items()
-    )
-    if not matches:
-        raise OverrideError(f"no node with id or title {ref!r}; available: {available}")
-    raise OverrideError(f"title {ref!r} is ambiguous (nodes {', '.join(matches)}); use a node id. Nodes: {available}")
-
-
-def apply_overrides(prompt: Mapping[str, Any], sets: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``prompt`` with widget values replaced; keys are ``NODE.INPUT`` (NODE: node id or title).
-
-    The last dot separates the input name, so titles may contain dots. Only inputs already present in the
-    workflow can be set, and only widget values (not links), so a typo fails here rather than on the server.
-    """
-    out = copy.deepcopy(dict(prompt))
-    for key, value in sets.items():
-        ref, dot, input_name = key.rpartition(".")
-        if not dot or not ref or not input_name:
-            raise OverrideError(f"override {key!r} must look like NODE.INPUT (NODE is a node id or title)")
-        nid = find_node(out, ref)
-        inputs = out[nid].setdefault("inputs", {})
-        if input_name not in inputs:
-            raise OverrideError(
-                f"node {nid} ({out[nid]['class_type']}) has no input {input_name!r}; "
-                f"inputs: {', '.join(inputs) or '(none)'}"
-            )
-        if _is_link(inputs[input_name]):
-            raise OverrideError(
-                f"node {nid} ({out[nid]['class_type']}) input {input_name!r} is connected to node "
-                f"{inputs[input_name][0]}, not a widget value"
-            )
-        inputs[input_name] = value
-    return out
-
-
-DEMO_SETS_DIR = REPO_ROOT / "scripts" / "demo_sets"
-
-
-def load_sets_file(path: str | os.PathLike) -> dict[str, Any]:
-    """A JSON object of overrides, ``{"NODE.INPUT": value, ...}`` (what ``--sets-file`` reads)."""
-    data = json.loads(Path(path).read_text())
-    if not isinstance(data, dict) or not all(isinstance(k, str) and "." in k for k in data):
-        raise ValueError(f"{path} must be a JSON object of \"NODE.INPUT\": value pairs")
-    return data
-
-
-def demo_sets(workflow: str | os.PathLike) -> dict[str, Any]:
-    """The overrides that fit a workflow to the tiny random demo weights (``scripts/demo_sets/<name>.json``):
-    the one place quickstart and the e2e tests take them from; ``{}`` when the workflow needs none."""
-    path = DEMO_SETS_DIR / f"{Path(workflow).stem}.json"
-    return load_sets_file(path) if path.exists() else {}
-
-
-def parse_set_value(text: str) -> Any:
-    """``--set`` values: JSON when they parse as JSON (49, 1.5, true, "x", [1,2]), else the raw string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def replace_first_frame(prompt: Mapping[str, Any], image_name: str, title: str = "first_frame") -> dict[str, Any]:
-    """A copy of ``prompt`` whose node titled ``first_frame`` (e.g. FLUX Fill's VAE Decode) is a ``LoadImage`` of
-    ``image_name`` (a file in the input folder) under the same id and title: the video model then starts from a
-    first frame made elsewhere, and the image-inpainting nodes that fed it are no longer reachable from any output,
-    so ComfyUI neither validates nor runs them.
-
-    Raises:
-        OverrideError: the workflow has no (or several) nodes titled ``title``.
-    """
-    out = copy.deepcopy(dict(prompt))
-    nid = find_node(out, title)
-    out[nid] = {"class_type": "LoadImage", "_meta": {"title": title}, "inputs": {"image": image_name}}
-    return out
-
-
-def _is_link(value: Any) -> bool:
-    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
-
-
 # --------------------------------------------------------------------------------------------------- inputs
 
 
@@ -545,25 +365,6 @@ class RunResult:
         return self
 
 
-PARTIAL_PROMPT_ERROR = "prompt_outputs_partially_failed_validation"  # our own type for the HTTP 200 case
-
-
-def format_validation_error(error: Mapping[str, Any], node_errors: Mapping[str, Any]) -> str:
-    """Readable text for a refused graph: one line per node input error, else the top-level message."""
-    lines = []
-    for nid, info in node_errors.items():
-        for err in info.get("errors", []):
-            input_name = err.get("extra_info", {}).get("input_name")
-            where = f"node {nid} ({info.get('class_type', '?')})" + (f", input {input_name!r}" if input_name else "")
-            details = f": {err['details']}" if err.get("details") else ""
-            lines.append(f"{where}: {err.get('message', err.get('type', 'invalid'))}{details}")
-    if not lines:
-        details = f": {error['details']}" if error.get("details") else ""
-        lines.append(f"{error.get('message', error.get('type', 'invalid prompt'))}{details}")
-    head = "prompt failed validation"
-    if error.get("type") == PARTIAL_PROMPT_ERROR:
-        head += f" ({error.get('message')})"
-    return head + ":\n  " + "\n  ".join(lines)
 
 
 def submit(

@@ -28,13 +28,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from comfy_client import parse_set_value  # CSV cells parse like --set values
+from .comfy_client import parse_set_value  # CSV cells parse like --set values
 
 DONE_MARKER = "vp_batch_done.json"
 STAGING_PREFIX = ".vp_batch_staging-"
 MARKER_VERSION = 1
 # CSV job lists: one column per input / override, named like the --input and --set flags of vp_run.py.
 INPUT_COLUMN, SET_COLUMN = "input:", "set:"
+
+
+class JobFailed(Exception):
+    """The job ran and failed for a reason a retry will not fix (node error, validation error, bad input)."""
+
+    def __init__(self, message: str, node: dict[str, str] | None = None):
+        super().__init__(message)
+        self.node = node
 
 
 @dataclass

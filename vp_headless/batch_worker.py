@@ -21,9 +21,10 @@ from typing import Any
 
 import requests
 
-import batch_jobs as bj
-import comfy_client as cc
-from batch_tasks import JobFailed, make_task
+from . import batch_jobs as bj
+from . import comfy_client as cc
+from .batch_jobs import JobFailed
+from .batch_tasks import make_task
 
 log = logging.getLogger(__name__)
 

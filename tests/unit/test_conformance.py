@@ -1,4 +1,5 @@
-"""The conformance runner (``python -m vp_core.conformance``) as CI runs it: all five set-A cases within 1e-4, and
+"""The conformance runner (``python -m vp_core.conformance``) as CI runs it: all seven set-A cases within 1e-4 (the
+training-step cases within 1e-4 of each tensor's largest magnitude), and
 an exit status that really fails when an expected tensor is off.
 
 The runner is run as a subprocess from the repo root, exactly as documented (its own ComfyUI set-up, CPU, fp32).
@@ -16,7 +17,8 @@ from safetensors.torch import load_file, save_file
 
 from conformance_fixture import FIXTURE, REPO, needs_fixture
 
-CASES = ("forward_branch", "forward_id_resample", "pipeline_window_ddim", "pipeline_window_dpm", "any_length")
+CASES = ("forward_branch", "forward_id_resample", "pipeline_window_ddim", "pipeline_window_dpm", "any_length",
+         "train_branch_step", "train_id_lora_step")
 ATOL = 1e-4
 
 pytestmark = needs_fixture("cases")  # every test here reads the fixtures
@@ -47,8 +49,11 @@ def test_all_cases_pass_within_atol():
         compared = {k for k in expected if not k.startswith("rng_draw_")}
         assert set(tensors) == compared, f"{case}: compared {sorted(tensors)}, expected file has {sorted(compared)}"
         for name, r in tensors.items():
-            assert r["max_abs_err"] <= ATOL, f"{case}/{name}: {r}"
-            assert r["max_abs_ref"] > 0, f"{case}/{name}: compared against an all-zero reference"
+            limit = ATOL * r["max_abs_ref"] if case.startswith("train_") else ATOL
+            assert r["max_abs_err"] <= limit, f"{case}/{name}: {r}"
+            # the ID-LoRA step applies noised-image dropout: its image latents are all zero by construction
+            zero_ok = (case, name) == ("train_id_lora_step", "image_latents")
+            assert r["max_abs_ref"] > 0 or zero_ok, f"{case}/{name}: compared against an all-zero reference"
 
 
 @pytest.fixture

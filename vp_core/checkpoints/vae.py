@@ -70,16 +70,20 @@ class VideoVAE:
             self.model.disable_tiling()
 
     @torch.no_grad()
-    def encode(self, video: Tensor, generator: torch.Generator | None, tiling: bool = False, dtype: torch.dtype | None = None) -> Tensor:
+    def encode(self, video: Tensor, generator: torch.Generator | None, tiling: bool = False, dtype: torch.dtype | None = None,
+               noise: Tensor | None = None) -> Tensor:
         """Posterior sample ``[B, F', 16, h, w]`` (scaled) of ``video`` ``[B, 3, F, H, W]`` in [-1, 1].
 
-        The noise of the sample is drawn from ``generator`` in ``dtype`` (the activation dtype), as the reference.
+        The noise of the sample is drawn from ``generator`` in ``dtype`` (the activation dtype), as the reference,
+        unless ``noise`` (``[B, 16, F', h, w]``, channels first as the posterior) is given (training replays).
         """
         self.load(self.working_bytes(min(video.shape[2], ENCODE_FRAME_BATCH + 1), video.shape[3], video.shape[4], tiling))
         self.set_tiling(tiling)
         device = self.patcher.load_device
         dist = self.model.encode(video.to(device, self.dtype)).latent_dist
-        noise = torch.randn(dist.mean.shape, generator=generator, dtype=dist.mean.dtype, device="cpu").to(device)
+        if noise is None:
+            noise = torch.randn(dist.mean.shape, generator=generator, dtype=dist.mean.dtype, device="cpu")
+        noise = noise.to(device, dist.mean.dtype)
         latents = dist.mean + dist.std * noise
         return (latents * self.scaling_factor).permute(0, 2, 1, 3, 4).to(dtype or self.dtype)
 

@@ -19,9 +19,11 @@ from ..model.rope import video_rope
 from ..model.transformer import Capture, Injection, token_mask
 from ..checkpoints.vae import load_vae
 from ..pipeline.windows import plan_windows
+from . import training_cases
 
 log = logging.getLogger(__name__)
-CASES = ("forward_branch", "forward_id_resample", "pipeline_window_ddim", "pipeline_window_dpm", "any_length")
+CASES = ("forward_branch", "forward_id_resample", "pipeline_window_ddim", "pipeline_window_dpm", "any_length",
+         "train_branch_step", "train_id_lora_step")
 
 
 @dataclass
@@ -176,6 +178,8 @@ RUNNERS: dict[str, Callable] = {
     "pipeline_window_ddim": pipeline_window_ddim,
     "pipeline_window_dpm": any_length,
     "any_length": any_length,
+    "train_branch_step": training_cases.train_branch_step,
+    "train_id_lora_step": training_cases.train_id_lora_step,
 }
 
 
@@ -201,4 +205,16 @@ def run_case(fx: Fixture, name: str) -> dict[str, dict[str, float]]:
             continue
         err = (ours.float().cpu() - ref.float()).abs().max() if ref.numel() else torch.tensor(0.0)
         report[key] = {"max_abs_err": float(err), "max_abs_ref": float(ref.float().abs().max()) if ref.numel() else 0.0}
+        if name in RELATIVE_CASES:
+            report[key]["relative"] = True
     return report
+
+
+# Cases whose tensors are judged against their own scale (``atol`` x the tensor's largest magnitude): gradients are
+# ~1e-3, so an absolute 1e-4 would pass zeros.
+RELATIVE_CASES = ("train_branch_step", "train_id_lora_step")
+
+
+def tolerance(entry: dict, atol: float) -> float:
+    """The limit a report entry's ``max_abs_err`` is held to (an all-zero reference must be matched exactly)."""
+    return atol * entry["max_abs_ref"] if entry.get("relative") else atol

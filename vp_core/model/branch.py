@@ -1,9 +1,9 @@
 """VideoPainter's context encoder ("branch", spec §2): two CogVideoX blocks over [z_t | masked-video latents | mask]."""
 from __future__ import annotations
 
-from torch import Tensor, nn
-
 import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from .config import CogVideoXConfig
 from .layers import Block, PatchEmbed, Rope, TimestepEmbedding
@@ -14,6 +14,8 @@ UNUSED_PREFIXES = ("branch_x_embedder.", "norm_final.", "norm_out.", "proj_out."
 
 class VideoPainterBranch(nn.Module):
     """Key-compatible with the official ``branch/diffusion_pytorch_model.safetensors`` (unused tensors excluded)."""
+
+    gradient_checkpointing = False  # as CogVideoXTransformer.gradient_checkpointing (training only)
 
     def __init__(self, cfg: CogVideoXConfig, dtype=None, device=None, operations=None):
         super().__init__()
@@ -40,6 +42,9 @@ class VideoPainterBranch(nn.Module):
         text, video = tokens[:, :t_len], tokens[:, t_len:]
         out = []
         for block, proj in zip(self.transformer_blocks, self.branch_blocks):
-            video, text = block(video, text, temb, rope)
+            if self.gradient_checkpointing and torch.is_grad_enabled():
+                video, text = checkpoint(block, video, text, temb, rope, use_reentrant=False)
+            else:
+                video, text = block(video, text, temb, rope)
             out.append((proj(video) * scale).to(latents.dtype))
         return out

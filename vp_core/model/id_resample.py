@@ -107,7 +107,8 @@ class IDResample:
         pos = torch.nonzero(hole).flatten()  # video positions whose extra key/value is real
         null = attn.null_key(q)[0]
         own = not self.uses_prev
-        if FORM != "literal" and factorises(q.shape[-1], grid, rope):
+        # Under autograd (training) only the literal form: the kernels' log-sum-exp output carries no gradient.
+        if FORM != "literal" and not q.requires_grad and factorises(q.shape[-1], grid, rope):
             if own and supports_bias(q.device):
                 # fp32 bias for half inputs: log 2 in bf16 would be off by 0.2 %
                 bias_dtype = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from .config import CogVideoXConfig
 from .id_resample import IDResample
@@ -51,6 +52,10 @@ class Capture:
 
 class CogVideoXTransformer(nn.Module):
     """The CogVideoX-5B-I2V transformer (``transformer/`` of the diffusers folder), key-compatible with it."""
+
+    # Recompute each block in the backward pass instead of keeping its activations (training only: the reference's
+    # --gradient_checkpointing; torch's non-reentrant checkpoint, which needs no input that requires grad).
+    gradient_checkpointing = False
 
     def __init__(self, cfg: CogVideoXConfig, dtype=None, device=None, operations=None):
         super().__init__()
@@ -103,7 +108,10 @@ class CogVideoXTransformer(nn.Module):
         grid = (f, h // self.cfg.patch_size, w // self.cfg.patch_size)
         for i, block in enumerate(self.transformer_blocks):
             extra = None if id_resample is None else id_resample.attention(i, block, temb, rope, t_len, grid)
-            video, text = block(video, text, temb, rope, extra, transformer_options)
+            if self.gradient_checkpointing and torch.is_grad_enabled():
+                video, text = checkpoint(block, video, text, temb, rope, extra, transformer_options, use_reentrant=False)
+            else:
+                video, text = block(video, text, temb, rope, extra, transformer_options)
             if injection is not None and injection.samples:
                 add = injection.samples[self.branch_index(i, len(injection.samples))]
                 if injection.mask_add:

@@ -123,6 +123,70 @@ def davis_rows(video_root: str | Path, mask_root: str | Path, caption_csv: str |
     return rows
 
 
+TRAIN_COLUMNS = ("path", "start_frame", "end_frame", "fps", "mask_id", "caption")  # the reference's training CSV
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+MASK_SUFFIX = "_mask"  # plain folder: <name>.mp4, <name>_mask.mp4 (white = hole), <name>.txt (caption)
+
+
+def vpdata_train_rows(csv_path: str | Path, video_root: str | Path, mask_root: str | Path | None = None) -> list[dict]:
+    """Rows of the reference's training CSV (VPData: ``path, start_frame, end_frame, fps, mask_id, caption``; masks
+    under the CSV's folder unless ``mask_root``), read by :func:`read_clip` like VPBench rows. The reference's
+    filters (caption longer than 50 characters, enough frames) are the training loader's to apply, with a log line."""
+    csv_path = Path(csv_path)
+    mask_root = Path(mask_root) if mask_root is not None else csv_path.parent
+    rows = []
+    for i, line in enumerate(_read_csv(csv_path, TRAIN_COLUMNS, "training CSV")):
+        try:
+            video, masks = vpbench_paths(line["path"], video_root, mask_root)
+            fps = int(float(line["fps"]))
+            rows.append({
+                "row_id": safe_id(line["path"]) + f"_{i}", "index": i, "dataset": "VPBench", "name": line["path"],
+                "video": str(video), "masks": str(masks), "mask_id": int(line["mask_id"]), "fps": fps,
+                "start_frame": int(line["start_frame"]), "end_frame": int(line["end_frame"]),
+                "caption": line["caption"], "step": max(1, int(fps // TARGET_FPS)),
+            })
+        except ValueError as e:  # a malformed line: kept as a row that fails to read, so the loader's policy decides
+            rows.append({"row_id": f"line_{i + 2}", "index": i, "dataset": "invalid", "name": line.get("path", ""),
+                         "error": f"{csv_path}:{i + 2}: {e}", "caption": line.get("caption", "")})
+    return rows
+
+
+def folder_rows(folder: str | Path) -> list[dict]:
+    """A plain folder of clips: ``<name>.mp4`` (any of ``VIDEO_SUFFIXES``), its mask video ``<name>_mask.mp4``
+    (white = hole, e.g. made with SAM2 in ComfyUI) and its caption ``<name>.txt``. A clip whose mask video or caption
+    is missing is still listed; reading it raises the error that names the missing file."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"training folder {folder} is not a folder")
+    rows = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in VIDEO_SUFFIXES or path.stem.endswith(MASK_SUFFIX):
+            continue
+        mask = next((path.with_name(path.stem + MASK_SUFFIX + s) for s in VIDEO_SUFFIXES
+                     if path.with_name(path.stem + MASK_SUFFIX + s).is_file()), path.with_name(path.stem + MASK_SUFFIX + path.suffix))
+        caption = path.with_suffix(".txt")
+        rows.append({"row_id": safe_id(path.stem), "index": len(rows), "dataset": "folder", "name": path.name,
+                     "video": str(path), "masks": str(mask), "caption_file": str(caption), "step": 1})
+    return rows
+
+
+def _read_folder(row: dict, max_frames: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    masks_path = Path(row["masks"])
+    if not masks_path.is_file():
+        raise ValueError(f"clip {row['name']}: mask video {masks_path} does not exist (expected <name>{MASK_SUFFIX}.mp4)")
+    keep = range(0, max_frames if max_frames is not None else 1 << 30)
+    frames = list(_decode(Path(row["video"]), keep))
+    masks = [m.max(axis=2) > 127 for m in _decode(masks_path, range(len(frames)))]
+    if len(masks) < len(frames):
+        raise ValueError(f"clip {row['name']}: the mask video has {len(masks)} frames, the clip {len(frames)}")
+    if frames and masks[0].shape != frames[0].shape[:2]:
+        raise ValueError(f"clip {row['name']}: masks are {masks[0].shape[1]}x{masks[0].shape[0]} but the video is "
+                         f"{frames[0].shape[1]}x{frames[0].shape[0]}")
+    if not frames:
+        raise ValueError(f"clip {row['name']}: {row['video']} has no frames")
+    return torch.from_numpy(np.stack(frames)), torch.from_numpy(np.stack(masks).astype(np.uint8) * 255)
+
+
 def _decode(path: Path, keep: range):
     """The frames of ``path`` whose index is in ``keep`` (a non-negative range), as uint8 RGB arrays."""
     if not path.is_file():
@@ -150,6 +214,10 @@ def read_clip(row: dict, max_frames: int | None = 49, size: tuple[int, int] = (7
     """
     if row["dataset"] == "davis":
         return _read_davis(row, max_frames, size)
+    if row["dataset"] == "folder":
+        return _read_folder(row, max_frames)
+    if row["dataset"] == "invalid":
+        raise ValueError(row["error"])
     masks_path = Path(row["masks"])
     if not masks_path.is_file():
         raise ValueError(f"VPBench masks {masks_path} do not exist (row {row['name']})")

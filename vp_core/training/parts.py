@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from ..base import atomic
 from ..checkpoints import loaders
-from ..model.branch import UNUSED_PREFIXES, VideoPainterBranch
+from ..model.branch import VideoPainterBranch
 from ..model.transformer import CogVideoXTransformer
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,8 @@ LORA_FILE = "pytorch_lora_weights.safetensors"
 @dataclass
 class TrainableBranch:
     """The branch module (all its tensors trainable, as the script's ``branch.requires_grad_(True)``) plus the
-    tensors the official file stores but no forward uses (``UNUSED_PREFIXES``): kept unchanged and written back, so
+    tensors the official file stores but no forward uses (``UNUSED_PREFIXES``, and e.g. a learned positional table the
+    config switched off): kept unchanged and written back, so
     a saved branch is the complete official file. ``config``: the config.json to write."""
 
     module: VideoPainterBranch
@@ -52,7 +53,8 @@ def load_trainable_branch(folder: str | Path) -> TrainableBranch:
     patcher = loaders.load_branch(folder, torch.float32, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
     module = _trainable(patcher.model.branch)
     sd = loaders.read_model_folder(folder)
-    unused = {k: v.float().clone() for k, v in sd.items() if k.startswith(UNUSED_PREFIXES)}
+    mine = module.state_dict()
+    unused = {k: v.float().clone() for k, v in sd.items() if k not in mine}  # UNUSED_PREFIXES and the like
     return TrainableBranch(module, loaders.read_json(folder / "config.json"), unused)
 
 

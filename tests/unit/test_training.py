@@ -1,0 +1,170 @@
+"""Training on CPU with the tiny models (``training_setup``): overfitting one clip lowers the loss; the saved branch
+and LoRA load through the pack's loaders and change the sampler's output; a bad dataset row is skipped with a log
+line or stops the run with one (``--on_bad_row``), never a traceback."""
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import training_setup as ts
+from videopainter.vp_core.checkpoints import loaders, text
+from videopainter.vp_core.training import data, optim, trainer
+from videopainter.vp_core.training.mask_transforms import MaskAugment
+from videopainter.vp_core.training.step import encode_batch, forward_loss
+
+pytestmark = pytest.mark.slow
+EVAL_T = (50, 300, 600, 900)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    s = ts.make_setup(tmp_path_factory.mktemp("train"))
+    clip = text.load_text_encoder(s["backbone"])
+    s["cache"] = s["root"] / "cache"
+    data.prepare_cache(data.load_rows(data_folder=str(s["data"])), s["cache"], _data_cfg(),
+                       lambda c: text.encode_prompt(clip, c, 16))
+    return s
+
+
+def _data_cfg() -> data.DataConfig:
+    return data.DataConfig(ts.HEIGHT, ts.WIDTH, ts.FRAMES, augment=MaskAugment(mask_transform_prob=0.0))
+
+
+def _config(s, task: str, out, steps: int, **kw) -> trainer.TrainConfig:
+    return trainer.TrainConfig(
+        task, str(s["backbone"]), str(s["cache"]), str(out), str(s["branch"]), max_train_steps=steps,
+        checkpointing_steps=steps, gradient_checkpointing=False, enable_tiling=False, noised_image_dropout=0.0,
+        rank=8, lora_alpha=4, seed=5,
+        optim=optim.OptimConfig(learning_rate=kw.pop("lr", 2e-3), lr_scheduler="constant", lr_warmup_steps=0,
+                                max_train_steps=steps),
+        data=_data_cfg(), **kw)
+
+
+def _eval_loss(t: trainer.Trainer, lat, rnd) -> float:
+    with torch.no_grad():
+        return sum(float(forward_loss(t.model, t.scheduler, lat, rnd.noise, torch.tensor([v]), 1.0).loss) for v in EVAL_T)
+
+
+@pytest.fixture(scope="module")
+def overfit(setup, tmp_path_factory):
+    out = tmp_path_factory.mktemp("overfit")
+    out.mkdir(exist_ok=True)
+    t = trainer.Trainer(_config(setup, "branch", out, 20))
+    batch, rnd = t._batch(0)
+    lat = encode_batch(t.vae, batch, rnd, tiling=False)
+    before = _eval_loss(t, lat, rnd)
+    logs = t.train(progress=False)
+    after = _eval_loss(t, lat, rnd)
+    return t, out, before, after, logs
+
+
+def test_overfitting_one_clip_lowers_the_loss(overfit):
+    t, out, before, after, logs = overfit
+    print(f"eval loss (4 fixed timesteps) before {before:.4f} after 20 steps {after:.4f}")
+    assert len(logs) == 20 and all(np.isfinite(r["loss"]) for r in logs)
+    assert after < 0.8 * before, (before, after)
+    lines = (out / trainer.LOSS_LOG).read_text().splitlines()
+    assert len(lines) == 20 and '"loss"' in lines[0]
+
+
+def test_saved_branch_loads_through_the_loader_and_changes_the_output(overfit, setup):
+    t, out, *_ = overfit
+    folder = out / "checkpoint-20" / "branch"
+    saved = loaders.load_branch(folder, torch.float32).model.branch
+    start = loaders.load_branch(setup["branch"], torch.float32).model.branch
+    for k, v in saved.state_dict().items():
+        assert torch.equal(v, t.branch.module.state_dict()[k].cpu()), k
+    # the file is complete: the unused tensors of the official layout are written back unchanged
+    on_disk, original = load_file(str(folder / loaders.WEIGHTS_NAME)), load_file(str(setup["branch"] / loaders.WEIGHTS_NAME))
+    assert set(on_disk) == set(original)
+    assert torch.equal(on_disk["patch_embed.pos_embedding"], original["patch_embed.pos_embedding"])  # unused here
+    out_new, out_old = _sample(setup, saved), _sample(setup, start)
+    assert (out_new - out_old).abs().max() > 1e-3
+
+
+def _sample(setup, branch_module=None, lora_path=None) -> torch.Tensor:
+    """Final latents of the pack's sampler (2 DPM steps) on the tiny clip."""
+    from videopainter.vp_core.checkpoints.vae import load_vae
+    from videopainter.vp_core.pipeline import preprocess, sampling
+    from videopainter.vp_core.pipeline.windows import plan_windows
+
+    backbone = loaders.load_backbone(setup["backbone"], torch.float32)
+    if lora_path is not None:
+        backbone = backbone.clone()
+        backbone.add_patches(loaders.load_lora(lora_path, backbone).patches, 1.0)
+    branch = loaders.load_branch(setup["branch"], torch.float32)
+    if branch_module is not None:
+        branch.model.branch.load_state_dict(branch_module.state_dict())
+    store = data.ClipStore(setup["cache"])
+    video, masks, emb = store.read(0, 0, ts.FRAMES)
+    pipe = preprocess.PipelineInputs(video, masks * 255, video[0])
+    cond = sampling.InpaintConditioning(pipe.video, pipe.masks, pipe.image, emb[None], emb[None] * 0, ts.HEIGHT, ts.WIDTH)
+    settings = sampling.SamplerSettings(steps=2, guidance=6.0, dynamic_cfg=True, scheduler="dpm", eta=0.0,
+                                        replace_gt=True, mask_add=True, prev_clip_weight=0.0, conditioning_scale=1.0,
+                                        vae_tiling=False, seed=0)
+    models = sampling.Models(backbone, branch, load_vae(setup["backbone"], torch.float32),
+                             loaders.load_scheduler_config(setup["backbone"]), id_resample=lora_path is not None)
+    plan = plan_windows(ts.FRAMES, ts.FRAMES, 0, "reference")
+    return sampling.Sampler(models, cond, plan, settings).run().latents
+
+
+def test_saved_lora_loads_through_the_loader_and_changes_the_output(setup, tmp_path):
+    t = trainer.Trainer(_config(setup, "id-lora", tmp_path, 2, id_lora_path=str(setup["lora"])))
+    t.train(progress=False)
+    path = tmp_path / "checkpoint-2" / "pytorch_lora_weights.safetensors"
+    saved = load_file(str(path))
+    start = load_file(str(setup["lora"]))
+    assert set(saved) == set(start) and all(k.startswith("transformer.transformer_blocks.") for k in saved)
+    assert max(float((saved[k] - start[k]).abs().max()) for k in saved) > 1e-4  # trained
+    backbone = loaders.load_backbone(setup["backbone"], torch.float32)
+    patches = loaders.load_lora(path, backbone)
+    assert len(patches.patches) == 16 and not patches.unmatched  # 4 blocks x to_q, to_k, to_v, to_out.0
+    assert (_sample(setup, lora_path=path) - _sample(setup, lora_path=setup["lora"])).abs().max() > 1e-4
+
+
+def _bad_rows(setup, tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    for name in ("clip0.mkv", "clip0_mask.mkv", "clip0.txt"):
+        (folder / name).write_bytes((setup["data"] / name).read_bytes())
+    (folder / "nomask.mkv").write_bytes((setup["data"] / "clip0.mkv").read_bytes())  # its mask video is missing
+    (folder / "nomask.txt").write_text("x")
+    video, mask = ts.make_sample_clip.sample_frames(3, ts.WIDTH, ts.HEIGHT)  # too few frames
+    ts.make_sample_clip.write_mp4(folder / "short.mkv", video, 8, codec="ffv1")
+    ts.make_sample_clip.write_mp4(folder / "short_mask.mkv", mask, 8, codec="ffv1")
+    (folder / "short.txt").write_text("x")
+    video, mask = ts.make_sample_clip.sample_frames(9, ts.WIDTH, ts.HEIGHT)  # nothing masked
+    ts.make_sample_clip.write_mp4(folder / "empty.mkv", video, 8, codec="ffv1")
+    ts.make_sample_clip.write_mp4(folder / "empty_mask.mkv", mask * 0, 8, codec="ffv1")
+    (folder / "empty.txt").write_text("x")
+    return folder
+
+
+def test_bad_rows_are_skipped_with_a_log_line(setup, tmp_path, caplog):
+    folder = _bad_rows(setup, tmp_path)
+    emb = lambda c: torch.zeros(1, 16, 32)  # noqa: E731
+    with caplog.at_level(logging.WARNING):
+        index = data.prepare_cache(data.load_rows(data_folder=str(folder)), tmp_path / "cache", _data_cfg(), emb)
+    assert index["clips"] == ["clip0"]
+    reasons = {r["row_id"]: r["reason"] for r in index["skipped"]}
+    assert "does not exist" in reasons["nomask"] and "nomask_mask" in reasons["nomask"]
+    assert "too few frames: 3" in reasons["short"] and "--max_num_frames" in reasons["short"]
+    assert "mask is empty" in reasons["empty"]
+    assert sum("skipping dataset row" in r.message for r in caplog.records) == 3
+
+
+def test_a_bad_row_stops_the_run_with_one_clear_line(setup, tmp_path):
+    folder = _bad_rows(setup, tmp_path)
+    args = ts.cli_args(setup, "branch", tmp_path / "out", 1, on_bad_row="stop")
+    args[args.index("--data_folder") + 1] = str(folder)
+    proc = subprocess.run([sys.executable, str(ts.REPO / "scripts" / "vp_train.py"), *args], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert "ERROR vp_train: dataset row" in proc.stderr and "--on_bad_row skip" in proc.stderr

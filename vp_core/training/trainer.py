@@ -262,7 +262,8 @@ class Trainer:
             if keys:
                 opt_state[idx] = keys
         self.optimizer.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
-        self.lr_scheduler.scheduler.load_state_dict(state["lr_scheduler"])
+        # the schedule's lambdas are code (rebuilt from the flags); only their count is in the state
+        self.lr_scheduler.scheduler.load_state_dict(dict(state["lr_scheduler"], lr_lambdas=[None] * len(state["param_groups"])))
         torch.set_rng_state(tensors["rng.torch"])
         self.step = int(state["step"])
         if self.acc.is_main_process:  # the log keeps the steps up to the checkpoint (a killed run wrote more)

@@ -11,7 +11,10 @@
 #   3. peak memory: everything on the card, and emulated 24 GB and 12 GB cards (ComfyUI --reserve-vram +
 #      a hard per-process cap; partial loading through comfy.ops); on the full card also the backbone stored
 #      as fp8_e4m3fn and one window's VAE decode (49 x 480 x 720)                  bench_gpu.py
-# then one summary table (bench/summary.py --gpu). Budget: under 8 minutes on an H100/H200-class card.
+#   4. training: seconds per step and peak memory of one training step (branch task, ID-LoRA task), with and
+#      without gradient checkpointing, full size, batch 1                           bench_train.py --gpu
+# then one summary table (bench/summary.py --gpu). Budget: under 8 minutes on an H100/H200-class card (+ the
+# training row, ~2 minutes: not yet run on a GPU).
 #
 # What must be on the machine (nothing is downloaded): this repository, the .venv with torch (CUDA build),
 # diffusers, transformers, safetensors and psutil at the pinned versions (scripts/host_pins.txt, requirements.txt),
@@ -26,7 +29,7 @@ DRY=0
 for arg in "$@"; do
   case "$arg" in
     --dry-run) DRY=1 ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "device.sh: unknown argument $arg (use --dry-run)" >&2; exit 2 ;;
   esac
 done
@@ -36,13 +39,14 @@ COMMANDS=(
   "2 vs diffusers|$PY bench/bench_vs_diffusers.py --gpu --attention sdpa --repeats 3"
   "3 memory: full load + 12 GB card|$PY bench/bench_gpu.py --modes full,lowvram --cap-gb 12 --attention sdpa --steps 2"
   "3 memory: 24 GB card (own table)|$PY bench/bench_gpu.py --modes lowvram --cap-gb 24 --attention sdpa --steps 2 --out bench/results/24gb"
+  "4 training step (branch, id-lora; grad ckpt on/off)|$PY bench/bench_train.py --gpu --repeats 2"
 )
 
 START=$(date +%s)
 if [ $DRY = 1 ]; then
   echo "device.sh --dry-run: CPU check of the GPU benchmark's code paths, then the commands a GPU run makes"
   "$PY" bench/bench_gpu.py --smoke || { echo "bench_gpu.py --smoke failed" >&2; exit 1; }
-  "$PY" -c "import sys; sys.path.insert(0, 'bench'); import bench_branch_overhead, bench_vs_diffusers, summary" \
+  "$PY" -c "import sys; sys.path.insert(0, 'bench'); import bench_branch_overhead, bench_vs_diffusers, bench_train, summary" \
     || { echo "a benchmark does not import" >&2; exit 1; }
   for c in "${COMMANDS[@]}"; do echo "would run: ${c#*|}"; done
   echo "would run: $PY bench/summary.py --gpu --since $START"

@@ -124,6 +124,11 @@ class Trainer:
         optimizer = make_optimizer(self.named.values(), cfg.optim)
         lr_scheduler = make_lr_scheduler(optimizer, cfg.optim, self.acc.num_processes)
         self.model, self.optimizer, self.lr_scheduler = self.acc.prepare(model, optimizer, lr_scheduler)
+        from accelerate.utils import DistributedType
+
+        # Under DeepSpeed the engine owns the optimizer, the clipping (config gradient_clipping) and its state files
+        # (accelerate's save_state: DeepSpeed's own format); NOT RUN here (no GPU was available).
+        self.deepspeed = self.acc.distributed_type == DistributedType.DEEPSPEED
         self.step = 0
         self.out = Path(cfg.output_dir)
 
@@ -198,15 +203,19 @@ class Trainer:
     def save(self) -> Path | None:
         """Write ``checkpoint-<step>`` (main process) and wait for it on every process."""
         final = self.out / f"checkpoint-{self.step}"
+        partial = self.out / f".checkpoint-{self.step}.partial"
         self.acc.wait_for_everyone()
+        if self.deepspeed:  # ZeRO partitions the optimizer over processes: every process writes its part
+            if self.acc.is_main_process:
+                shutil.rmtree(partial, ignore_errors=True)
+            self.acc.wait_for_everyone()
+            self.acc.save_state(str(partial / "engine"))
         if self.acc.is_main_process and not final.exists():
-            partial = self.out / f".checkpoint-{self.step}.partial"
-            shutil.rmtree(partial, ignore_errors=True)
             if self.branch is not None:
                 save_branch(self.branch, partial / "branch")
             else:
                 save_lora(self.lora.state_dict_official(), partial)
-            opt = self.optimizer.state_dict()
+            opt = {"state": {}, "param_groups": []} if self.deepspeed else self.optimizer.state_dict()
             tensors = {"rng.torch": torch.get_rng_state()}
             names = list(self.named)
             for idx, st in opt["state"].items():
@@ -214,7 +223,8 @@ class Trainer:
                     tensors[f"optim.{names[idx]}.{key}"] = torch.as_tensor(val).detach().cpu().contiguous()
             with atomic.atomic_path(partial / STATE_TENSORS) as tmp:
                 save_file(tensors, str(tmp))
-            sched = {k: v for k, v in self.lr_scheduler.scheduler.state_dict().items() if k != "lr_lambdas"}
+            sched = {} if self.deepspeed else \
+                {k: v for k, v in self.lr_scheduler.scheduler.state_dict().items() if k != "lr_lambdas"}
             state = {"step": self.step, "task": self.cfg.task, "seed": self.cfg.seed,
                      "data_position": {"samples_seen": self.step * self.acc.num_processes * self.cfg.train_batch_size},
                      "param_groups": opt["param_groups"], "lr_scheduler": sched, "param_names": names,
@@ -255,6 +265,12 @@ class Trainer:
             if self.branch is not None:
                 self.branch.unused.update({k: v for k, v in part.items() if k not in self.named})
         tensors = load_file(str(path / STATE_TENSORS))
+        torch.set_rng_state(tensors["rng.torch"])
+        self.step = int(state["step"])
+        if self.deepspeed:
+            self.acc.load_state(str(path / "engine"))
+            log.info("resumed from %s at step %d (DeepSpeed state)", path, self.step)
+            return
         names = state["param_names"]
         opt_state = {}
         for idx, name in enumerate(names):
@@ -264,8 +280,6 @@ class Trainer:
         self.optimizer.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
         # the schedule's lambdas are code (rebuilt from the flags); only their count is in the state
         self.lr_scheduler.scheduler.load_state_dict(dict(state["lr_scheduler"], lr_lambdas=[None] * len(state["param_groups"])))
-        torch.set_rng_state(tensors["rng.torch"])
-        self.step = int(state["step"])
         if self.acc.is_main_process:  # the log keeps the steps up to the checkpoint (a killed run wrote more)
             log_path = self.out / LOSS_LOG
             if log_path.is_file():

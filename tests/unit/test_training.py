@@ -168,3 +168,55 @@ def test_a_bad_row_stops_the_run_with_one_clear_line(setup, tmp_path):
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     assert "ERROR vp_train: dataset row" in proc.stderr and "--on_bad_row skip" in proc.stderr
+
+
+def test_vpdata_csv_rows_and_an_absent_mask_id(setup, tmp_path, caplog):
+    """The reference's training CSV layout: videovo clip ``<root>/<base[:-3]>/<base>.0.mp4``, masks
+    ``<csv folder>/videovo/<base>/all_masks.npz``; a row whose mask_id is absent is skipped with its reason."""
+    video, mask = ts.make_sample_clip.sample_frames(9, ts.WIDTH, ts.HEIGHT)
+    root = tmp_path / "videovo" / "raw_video"
+    ts.make_sample_clip.write_mp4(root / "abc" / "abc123.0.mp4", video, 8)
+    labels = (mask > 127).astype(np.uint8) * 3  # object id 3
+    (tmp_path / "videovo" / "abc123").mkdir(parents=True)
+    np.savez(tmp_path / "videovo" / "abc123" / "all_masks.npz", labels)
+    caption = "a square gliding over a gradient " * 3
+    csv = tmp_path / "train.csv"
+    csv.write_text("path,start_frame,end_frame,fps,mask_id,caption\n"
+                   f"abc123.0.mp4,0,9,8,3,{caption}\nabc123.0.mp4,0,9,8,7,{caption}\n")
+    rows = data.load_rows(meta_file_path=str(csv), instance_data_root=str(root))
+    assert [r["mask_id"] for r in rows] == [3, 7]
+    with caplog.at_level(logging.WARNING):
+        index = data.prepare_cache(rows, tmp_path / "cache", _data_cfg(), lambda c: torch.zeros(1, 16, 32))
+    assert len(index["clips"]) == 1 and len(index["skipped"]) == 1
+    assert "mask_id 7 does not occur" in index["skipped"][0]["reason"]
+    store = data.ClipStore(tmp_path / "cache")
+    v, m, _ = store.read(0, 0, ts.FRAMES)
+    assert v.shape == (ts.FRAMES, ts.HEIGHT, ts.WIDTH, 3) and m.max() == 1 and m.sum() > 0
+
+
+def test_new_branch_from_transformer_starts_as_a_no_op(setup, tmp_path):
+    """``from_transformer`` as the reference: zero branch_blocks, so the backbone's prediction is unchanged; the
+    patch embedding's first 16 input channels copied to both slots; the saved folder loads through the loader."""
+    from videopainter.vp_core.training import parts
+    from videopainter.vp_core.training.step import InpaintModel, StepLatents
+
+    transformer = loaders.load_backbone(setup["backbone"], torch.float32).model.diffusion_model
+    new = parts.branch_from_transformer(transformer, 2)
+    w, src = new.module.patch_embed.proj.weight, transformer.patch_embed.proj.weight
+    assert torch.equal(w[:, :16], src[:, :16]) and torch.equal(w[:, 16:32], src[:, :16]) and not w[:, 32].any()
+    g = torch.Generator().manual_seed(0)
+    f, h, wd = 2, ts.HEIGHT // 8, ts.WIDTH // 8
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    mask = torch.zeros(1, f, 1, h, wd)
+    mask[..., :2, :2] = 1
+    lat = StepLatents(r(1, f, 16, h, wd), r(1, f, 16, h, wd), torch.cat([r(1, f, 16, h, wd), mask], 2), mask, r(1, 16, 32))
+    noisy, t = r(1, f, 16, h, wd), torch.tensor([400])
+    with torch.no_grad():
+        out, samples = InpaintModel(transformer, new.module)(noisy, lat, t)
+        from videopainter.vp_core.model.rope import video_rope
+
+        plain = transformer(torch.cat([noisy, lat.image_latents], 2), lat.prompt_embeds, t, video_rope(transformer.cfg, f, h, wd))
+    assert all(not s.any() for s in samples) and torch.equal(out, plain)
+    parts.save_branch(new, tmp_path / "branch")
+    loaded = loaders.load_branch(tmp_path / "branch", torch.float32).model.branch
+    assert torch.equal(loaded.patch_embed.proj.weight, w.detach())

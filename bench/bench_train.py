@@ -48,13 +48,13 @@ def one(config: str, task: str, checkpointing: bool, repeats: int, gpu: bool) ->
     common.setup("sdpa" if gpu else "host", cpu=not gpu)
     import torch
 
-    from vp_core.model.branch import VideoPainterBranch
-    from vp_core.model.config import CogVideoXConfig
-    from vp_core.model.transformer import CogVideoXTransformer
-    from vp_core.training import optim
-    from vp_core.training.lora import TrainableLora
-    from vp_core.training.step import InpaintModel, StepLatents, forward_loss, training_scheduler
-    from vp_core.checkpoints.loaders import DEFAULT_SCHEDULER
+    from videopainter.vp_core.model.branch import VideoPainterBranch
+    from videopainter.vp_core.model.config import CogVideoXConfig
+    from videopainter.vp_core.model.transformer import CogVideoXTransformer
+    from videopainter.vp_core.training import optim
+    from videopainter.vp_core.training.lora import TrainableLora
+    from videopainter.vp_core.training.step import InpaintModel, StepLatents, forward_loss, training_scheduler
+    from videopainter.vp_core.checkpoints.loaders import DEFAULT_SCHEDULER
 
     dev = torch.device("cuda" if gpu else "cpu")
     if config == "tiny":

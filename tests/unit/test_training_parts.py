@@ -82,3 +82,38 @@ def test_clip_is_torch_formula_at_one():
     norm, coef = optim.clip([p], 1.0)
     assert float(norm) == 5.0 and float(coef) == pytest.approx(1 / (5 + 1e-6))
     assert float(p.grad.norm()) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_lora_is_rehung_when_comfyui_cleared_the_layers():
+    """ComfyUI's ModelPatcher empties every layer's ``weight_function`` when it unloads or re-patches the backbone;
+    the training model must put the adapters back before its forward, or the LoRA gets no gradient."""
+    import comfy.ops
+
+    from videopainter.vp_core.model.branch import VideoPainterBranch
+    from videopainter.vp_core.model.config import CogVideoXConfig
+    from videopainter.vp_core.model.transformer import CogVideoXTransformer
+    from videopainter.vp_core.training.lora import TrainableLora
+    from videopainter.vp_core.training.step import InpaintModel, StepLatents
+
+    torch.manual_seed(0)
+    tiny = dict(num_attention_heads=2, attention_head_dim=16, time_embed_dim=32, text_embed_dim=32, num_layers=2,
+                max_text_seq_length=8, use_learned_positional_embeddings=False)
+    ops = comfy.ops.disable_weight_init
+    t = CogVideoXTransformer(CogVideoXConfig(**tiny), operations=ops)
+    b = VideoPainterBranch(CogVideoXConfig(**dict(tiny, num_layers=1)), operations=ops)
+    for m in (t, b):
+        for p in m.parameters():
+            torch.nn.init.normal_(p, std=0.05)
+        m.requires_grad_(False)
+    lora = TrainableLora(t, 4, 4)
+    for layer in lora._layers:
+        layer.weight_function = []  # what ModelPatcher.unpatch_model does
+    model = InpaintModel(t, b, id_resample=True, lora=lora)
+    mask = torch.zeros(1, 2, 1, 4, 4)
+    mask[..., :2, :2] = 1
+    r = lambda *s: torch.randn(*s)  # noqa: E731
+    lat = StepLatents(r(1, 2, 16, 4, 4), r(1, 2, 16, 4, 4), torch.cat([r(1, 2, 16, 4, 4), mask], 2), mask, r(1, 8, 32))
+    out, _ = model(r(1, 2, 16, 4, 4), lat, torch.tensor([300]))
+    out.square().mean().backward()
+    grads = [p.grad for p in lora.trainable().values()]
+    assert all(g is not None for g in grads) and any(float(g.abs().max()) > 0 for g in grads)

@@ -3,9 +3,9 @@ form of the ``LoRAAdapter`` the sampler's patches use: ``W + alpha / rank * B @ 
 ``comfy.ops`` layers as a ``weight_function``, so the forward pass is the sampler's and gradients reach A and B.
 
 Keys are the official file's (``pytorch_lora_weights.safetensors``, what ``checkpoints.loaders.load_lora`` reads):
-``transformer.transformer_blocks.<i>.attn1.<to_q|to_k|to_v|to_out.0>.lora_<A|B>.weight``. Like the reference, the file
-stores no alpha, so the pack's loader applies it at scale 1.0 although it was trained at ``alpha / rank``
-(README, "Where we deliberately differ" keeps the reference's behaviour).
+``transformer.transformer_blocks.<i>.attn1.<to_q|to_k|to_v|to_out.0>.lora_<A|B>.weight``. Like the reference's, the file
+stores no alpha, so the pack's loader applies it at scale 1.0 although it was trained at ``alpha / rank`` (the
+reference's own behaviour, kept: the official ID LoRA is used that way).
 """
 from __future__ import annotations
 
@@ -67,6 +67,14 @@ class TrainableLora(nn.Module):
                 self.adapters[f"{i}__{t.replace('.', '_')}"] = adapter
                 layer.weight_function = [adapter]  # the instance's own list (the class attribute is shared)
                 self._layers.append(layer)
+
+    def attach(self) -> None:
+        """(Re)hang every adapter on its layer. ComfyUI's ModelPatcher empties ``weight_function`` when it unloads or
+        re-patches the backbone (e.g. to make room for the VAE on a small card); the model calls this before each
+        forward so the LoRA can never silently drop out of training."""
+        for layer, adapter in zip(self._layers, self.adapters.values()):
+            if len(layer.weight_function) != 1 or layer.weight_function[0] is not adapter:
+                layer.weight_function = [adapter]
 
     def trainable(self) -> dict[str, nn.Parameter]:
         """Official key -> parameter (A and B of every adapter), in a fixed order."""

@@ -144,6 +144,8 @@ class InpaintModel(nn.Module):
 
     def forward(self, noisy: Tensor, lat: StepLatents, timesteps: Tensor) -> tuple[Tensor, list[Tensor]]:
         cfg = self.transformer.cfg
+        if self.lora is not None:
+            self.lora.attach()
         _, f, _, h, w = noisy.shape
         rope = video_rope(cfg, f, h, w, noisy.device)
         samples = self.branch(noisy, lat.conditioning_latents, lat.prompt_embeds, timesteps, rope)

@@ -69,3 +69,19 @@ def test_the_first_frame_helper_crops_the_encoders_box(clip):
     assert torch.equal(again.pipeline.image, preprocess.to_uint8(painted[0]))
     with pytest.raises(ValueError, match="crop_from: this encoder already has a first_frame"):
         run(first_frame.VideoPainterFirstFrame, video=video, mask=mask, dilate=4, crop_from=again)
+
+
+def test_the_image_composite_places_the_box_with_the_encoders_inpaint(clip):
+    from videopainter.nodes.decode import VideoPainterComposite
+
+    video, mask = clip
+    inpaint, frames, hole, *_ = encoded(clip, crop_mode=crop.FOLLOW, context_pixels=4)
+    generated = torch.ones(6, 32, 48, 3)  # the model's working-size boxes, all white
+    (out,) = run(VideoPainterComposite, original=frames, generated=generated, mask=hole, dilate=2, feather=0,
+                 inpaint=inpaint)
+    for k in range(6):
+        top, left, h, w = inpaint.crop.box(k)
+        filled = out[k] != frames[k]
+        rows, cols = torch.nonzero(filled.any(-1).any(1)).flatten(), torch.nonzero(filled.any(-1).any(0)).flatten()
+        assert top <= rows.min() and rows.max() < top + h and left <= cols.min() and cols.max() < left + w
+        assert torch.allclose(out[k][hole[k] > 0.5], torch.ones(1, 3))  # the hole is the generated box's (white)

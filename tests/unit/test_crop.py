@@ -260,3 +260,16 @@ def test_an_effectively_empty_mask_video_is_warned_before_sampling(tmp_path, cap
         clip_inputs.prepare(FileVideo(tmp_path / "v.mkv"), FileVideo(tmp_path / "m2.mkv"), None, settings,
                             width=48, height=32, dilate_size=3)
     assert "empty mask (no hole: nothing to fill) in 1 of 6 frame(s): 3" in caplog.text
+
+
+def test_the_mask_report_is_the_same_on_image_batches(caplog):
+    video = torch.rand(4, 64, 96, 3, generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(4, 64, 96)
+    mask[0, 10:12, 10:12] = 1  # 4 px: tiny
+    mask[1] = 1  # full
+    settings = clip_inputs.ClipSettings(target_fps=0.0)
+    with caplog.at_level(logging.WARNING):
+        clip_inputs.prepare(video, mask, None, settings, width=96, height=64, dilate_size=3)
+    assert "encode: empty mask (no hole: nothing to fill) in 2 of 4 frame(s): 2-3" in caplog.text
+    assert "encode: full mask (everything masked: no context is kept) in 1 of 4 frame(s): 1" in caplog.text
+    assert "encode: tiny hole (below 0.100% of the frame, smallest 4 px" in caplog.text

@@ -107,7 +107,9 @@ def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: 
             masks = m[s.skip_first_frames:end] if m.shape[0] == video.shape[0] else m
         job = preprocess.prepare_inpaint(frames, masks, first_frame, source_fps=s.source_fps, target_fps=s.target_fps,
                                          threshold=s.threshold, fps_rule=s.fps_rule, **common)
-        job.info = geometry_info(job, s)
+        scan = mask_checks.scan_holes(job.hole)
+        _log_report(scan, s.threshold)
+        job.info = geometry_info(job, s, scan)
         log.info("encode: %s", job.info)
         return job
     if is_video(video):
@@ -147,14 +149,19 @@ def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: 
     # The mask pre-pass: one cheap pass over the (sampled) mask alone, before sampling. It gives the mask report on
     # this path as on IMAGE batches, and crop mode's box.
     scan = mask_checks.scan_holes(hole)
-    for warning in scan.report(s.threshold).warnings():
-        log.warning("encode: %s", warning)
+    _log_report(scan, s.threshold)
     plan = crop_geometry.plan_crop(scan, (height, width), crop.mode, crop.context_factor, crop.context_pixels,
                                    pad=dilate_size, smooth_frames=crop.smooth_frames)
     job = preprocess.prepare_stream(frames, hole, first_frame, fps=out_fps, audio=audio, crop=plan, **common)
     job.info = geometry_info(job, s, scan, crop.mode)
     log.info("encode: %s", job.info)
     return job
+
+
+def _log_report(scan: mask_checks.HoleScan, threshold: float) -> None:
+    """The mask report's warnings (empty, full, tiny holes) in the log, the same on every input path."""
+    for warning in scan.report(threshold).warnings():
+        log.warning("encode: %s", warning)
 
 
 def geometry_info(job: preprocess.InpaintInput, s: ClipSettings, scan: mask_checks.HoleScan | None = None,

@@ -69,11 +69,12 @@ def test_crop_follow_on_hd_footage(server, clip, tmp_path):
     result = cc.submit(server, p, timeout=1200)
     assert result.ok, f"{result.status}: {result.error}"
     info = result.outputs["90"]["text"][0]
-    width = p[enc]["inputs"]["width"]
-    # the box of the working aspect around a 200x150 hole grown by dilate 32, x1.5 + 32 px: 579x386 at any working
-    # size of 3:2; at 720x480 that is 1.244 model px per source px (full frame: 0.375)
-    assert "crop to the mask (crop follow): box 579x386 (WxH) of the 1920x1080 source" in info, info
-    assert f"{width / 579:.3f} model pixels per source pixel (linear)" in info
+    width, height = p[enc]["inputs"]["width"], p[enc]["inputs"]["height"]
+    assert (width, height) == (80, 96)  # the tiny demo weights' fixed size (5:6); 720x480 is 3:2
+    # the box of the working aspect around the 200x150 hole grown by dilate 32 (264x214), x1.5 + 32 px each side
+    # (460x385): 5:6 -> 460x552. (At 720x480, 3:2: 579x386, 1.244 model px per source px; tests/unit/test_crop.py.)
+    assert "crop to the mask (crop follow): box 460x552 (WxH) of the 1920x1080 source" in info, info
+    assert f"{width / 460:.3f} model pixels per source pixel (linear)" in info
     log = server.log_path.read_text(errors="replace")[log_start:]
     assert "model pixels per source pixel" in log and "crop follow" in log
     files = [f for f in cc.collect_outputs(server, result.history, tmp_path / "out") if f.suffix == ".mp4"]

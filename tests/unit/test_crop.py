@@ -273,3 +273,15 @@ def test_the_mask_report_is_the_same_on_image_batches(caplog):
     assert "encode: empty mask (no hole: nothing to fill) in 2 of 4 frame(s): 2-3" in caplog.text
     assert "encode: full mask (everything masked: no context is kept) in 1 of 4 frame(s): 1" in caplog.text
     assert "encode: tiny hole (below 0.100% of the frame, smallest 4 px" in caplog.text
+
+
+def test_the_issues_hd_case_gets_more_model_pixels_than_source_pixels():
+    # 1080p, 30 fps, 4 s sampled every 3rd frame (40 frames), a 200x150 object moving 400 px; the encoder's
+    # defaults (dilate 32, context x1.5 + 32 px), working size 720x480
+    boxes = [(465, 615, 700 + round(400 * k / 39), 900 + round(400 * k / 39)) for k in range(40)]
+    scan = masks.HoleScan(1080, 1920, tuple(boxes), (200 * 150,) * 40)
+    follow = crop.plan_crop(scan, (480, 720), crop.FOLLOW, 1.5, 32, pad=32)
+    fixed = crop.plan_crop(scan, (480, 720), crop.FIXED, 1.5, 32, pad=32)
+    assert follow.size == (386, 579) and follow.scale == pytest.approx(1.2435, abs=1e-4) and follow.scale >= 1.0
+    assert fixed.size == (708, 1062) and fixed.scale == pytest.approx(0.678, abs=1e-3)
+    assert crop.full_frame_scale((1080, 1920), (480, 720)) == 0.375

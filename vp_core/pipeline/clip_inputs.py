@@ -97,6 +97,9 @@ def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: 
     crop = crop or CropSettings()
     if crop.mode not in crop_geometry.CROP_MODES:
         raise ValueError(f"crop_mode: expected one of {', '.join(crop_geometry.CROP_MODES)}; got {crop.mode!r}")
+    if crop.mode != crop_geometry.FULL_FRAME and resize_mode != "stretch":
+        log.warning("encode: resize_mode %r does not apply in crop_mode %r (the box already has the working aspect; "
+                    "it applies where crop mode falls back to the whole frame)", resize_mode, crop.mode)
     if not is_video(video) and not is_video(mask) and crop.mode == crop_geometry.FULL_FRAME:
         step = preprocess.frame_step(s.source_fps, s.target_fps, s.fps_rule)
         frames, masks = video, mask

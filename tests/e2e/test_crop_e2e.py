@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-import comfy_client as cc
+from videopainter.vp_headless import comfy_client as cc
 
 REPO = Path(__file__).resolve().parents[2]
 HD_CROP = REPO / "workflows" / "api" / "videopainter_inpaint_hd_crop.json"

@@ -24,7 +24,15 @@ def _latent(server, result, tmp_path: Path, node: str) -> torch.Tensor:
 
 # Crop to the mask (issue 25): the sample clip's square with little dilation and context fits a box smaller than the
 # frame, so the encoder really crops (a box following the square), and the same checks must hold.
-CROP = {"encode.crop_mode": "crop follow", "encode.dilate": 2, "encode.context_factor": 1.0, "encode.context_pixels": 2}
+CROP = {"crop_mode": "crop follow", "dilate": 2, "context_factor": 1.0, "context_pixels": 2}
+
+
+def _encoded_as(prompt: dict, geometry: dict) -> dict:
+    """``prompt`` with ``geometry`` set on its encoder(s) (inputs the shipped workflows leave at their defaults)."""
+    for node in prompt.values():
+        if node["class_type"] == "VideoPainterEncode":
+            node["inputs"].update(geometry)
+    return prompt
 
 
 @pytest.fixture(scope="module", params=["full_frame", "crop_follow"])
@@ -34,12 +42,12 @@ def geometry(request) -> dict:
 
 @pytest.fixture(scope="module")
 def parts_prompt(geometry) -> dict:
-    return cc.apply_overrides(cc.load_workflow(PARTS), {**cc.demo_sets(PARTS), **geometry})
+    return _encoded_as(cc.apply_overrides(cc.load_workflow(PARTS), cc.demo_sets(PARTS)), geometry)
 
 
 def _single_prompt(parts: dict, geometry: dict) -> dict:
     """The one-run equivalent: the inpaint workflow's sampler, same settings as the parts, its latent saved."""
-    single = cc.apply_overrides(cc.load_workflow(SINGLE), {**cc.demo_sets(SINGLE), **geometry})
+    single = _encoded_as(cc.apply_overrides(cc.load_workflow(SINGLE), cc.demo_sets(SINGLE)), geometry)
     for key in ("17", "18", "20"):
         del single[key]
     single["16"]["inputs"]["steps"] = parts["16"]["inputs"]["steps"]
@@ -48,8 +56,12 @@ def _single_prompt(parts: dict, geometry: dict) -> dict:
 
 
 def test_two_parts_equal_one_run(server, parts_prompt, geometry, tmp_path):
+    log_start = server.log_path.stat().st_size
     parts = cc.submit(server, parts_prompt)
     assert parts.ok, parts.error
+    if geometry:  # the encoder really cropped (no fall-back to the whole frame)
+        assert "crop to the mask (crop follow): box 35x42 (WxH) of the 96x80 source" in \
+            server.log_path.read_text(errors="replace")[log_start:]
     joined = _latent(server, parts, tmp_path / "parts", "31")
     single = cc.submit(server, _single_prompt(parts_prompt, geometry))
     assert single.ok, single.error
@@ -90,7 +102,7 @@ def _latent_only(prompt: dict, steps: int) -> dict:
 
 def test_interrupted_run_resumes_from_autosave(server, geometry, tmp_path):
     steps = 2
-    base = _latent_only(cc.apply_overrides(cc.load_workflow(SINGLE), {**cc.demo_sets(SINGLE), **geometry}), steps)
+    base = _latent_only(_encoded_as(cc.apply_overrides(cc.load_workflow(SINGLE), cc.demo_sets(SINGLE)), geometry), steps)
     base["16"]["inputs"]["seed"] = 7  # not cached by the other tests
     reference = cc.submit(server, base)
     assert reference.ok, reference.error

@@ -8,7 +8,7 @@ from ..vp_core.pipeline import composite, sampling
 
 from ..vp_core.checkpoints.vae import video_vae
 from .memory import DECODE_REMEDY, call_releasing_memory
-from .types import vae_input
+from .types import INPAINT, vae_input
 
 
 class VideoPainterDecode(io.ComfyNode):
@@ -59,13 +59,22 @@ class VideoPainterComposite(io.ComfyNode):
                 io.Mask.Input("mask", tooltip="Hole masks of the original frames (Encode node's 'hole_mask')."),
                 io.Int.Input("dilate", default=16, min=0, max=256, tooltip="Grow the pasted region by this many pixels."),
                 io.Int.Input("feather", default=8, min=0, max=256, tooltip="Blur radius of the seam in pixels."),
+                INPAINT.Input("inpaint", optional=True,
+                              tooltip="The encoder's inpaint output. Needed in crop mode (the generated frames are the "
+                                      "crop box, placed back where the encoder cut it); without it the generated frames "
+                                      "are taken as the whole frame."),
             ],
             outputs=[io.Image.Output("images")],
         )
 
     @classmethod
-    def execute(cls, original, generated, mask, dilate: int, feather: int) -> io.NodeOutput:
-        return io.NodeOutput(composite.paste(original, generated, mask, dilate, feather))
+    def execute(cls, original, generated, mask, dilate: int, feather: int, inpaint=None) -> io.NodeOutput:
+        crop = getattr(inpaint, "crop", None)
+        if crop is not None and len(crop) != original.shape[0]:
+            raise ValueError(f"inpaint: its crop box is planned for {len(crop)} frames but original has "
+                             f"{original.shape[0]}: give the encoder's 'frames' output of the same encode as original")
+        placed = composite.place(generated, original, crop) if crop is not None else generated
+        return io.NodeOutput(composite.paste(original, placed, mask, dilate, feather))
 
 
 NODES = [VideoPainterDecode, VideoPainterComposite]

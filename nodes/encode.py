@@ -6,7 +6,7 @@ import logging
 import torch
 from comfy_api.v0_0_2 import io
 
-from ..vp_core.pipeline import clip_inputs, preprocess
+from ..vp_core.pipeline import clip_inputs, crop, preprocess
 
 from ..vp_core.video import video_io
 from . import first_frame_source
@@ -88,12 +88,26 @@ class VideoPainterEncode(io.ComfyNode):
                              tooltip="At most this many frames after sampling (0 = all), like VideoHelperSuite's frame_load_cap."),
                 io.Combo.Input("mask_channel", options=list(video_io.MASK_CHANNELS), default="red", optional=True,
                                tooltip="Channel of a mask VIDEO that holds the mask (as core's Image To Mask)."),
+                io.Combo.Input("crop_mode", options=list(crop.CROP_MODES), default=crop.FULL_FRAME, optional=True,
+                               tooltip="full frame: the whole frame is resized to width x height (the reference). crop fixed: "
+                                       "the model sees one box of the working aspect around the hole over the whole clip, "
+                                       "resized to width x height (more model pixels for the hole on HD footage); crop follow: "
+                                       "the same size box follows the hole smoothly. The composite pastes it back at source "
+                                       "resolution. Falls back to full frame (logged) when hole + margin needs the whole frame."),
+                io.Float.Input("context_factor", default=1.5, min=1.0, max=100.0, step=0.05, optional=True,
+                               tooltip="Crop mode: the box is at least the hole's size (grown by dilate) times this."),
+                io.Int.Input("context_pixels", default=32, min=0, max=4096, optional=True,
+                             tooltip="Crop mode: source pixels of context added on each side of the hole."),
+                io.Int.Input("follow_smoothing", default=9, min=1, max=1001, optional=True,
+                             tooltip="crop follow: frames of the moving average that smooths the box's track."),
             ],
             outputs=[
                 INPAINT.Output("inpaint"),
                 io.Image.Output("frames", tooltip="The frame-rate sampled original frames (for compositing/saving)."),
                 io.Mask.Output("hole_mask", tooltip="The binarised, undilated masks of those frames."),
                 io.Float.Output("fps", tooltip="Frame rate of the sampled frames (0 if source_fps was 0)."),
+                io.String.Output("info", tooltip="The geometry: full frame or the crop box, and the hole's model pixels per "
+                                                 "source pixel (linear)."),
             ],
             hidden=[io.Hidden.prompt, io.Hidden.unique_id],
         )
@@ -109,19 +123,22 @@ class VideoPainterEncode(io.ComfyNode):
     @classmethod
     def execute(cls, video, mask, width: int, height: int, resize_mode: str, source_fps: float, target_fps: float,
                 dilate: int, threshold: float, first_frame_gt: bool, first_frame=None, fps_rule: str = "reference",
-                skip_first_frames: int = 0, frame_load_cap: int = 0, mask_channel: str = "red") -> io.NodeOutput:
+                skip_first_frames: int = 0, frame_load_cap: int = 0, mask_channel: str = "red",
+                crop_mode: str = crop.FULL_FRAME, context_factor: float = 1.5, context_pixels: int = 32,
+                follow_smoothing: int = 9) -> io.NodeOutput:
         first_frame_source.check(cls)
         settings = clip_inputs.ClipSettings(source_fps, target_fps, skip_first_frames, frame_load_cap, mask_channel,
                                             threshold, fps_rule)
         job = clip_inputs.prepare(video, mask, first_frame, settings, width=width, height=height, dilate_size=dilate,
-                                  first_frame_gt=first_frame_gt, resize_mode=resize_mode)
+                                  first_frame_gt=first_frame_gt, resize_mode=resize_mode,
+                                  crop=clip_inputs.CropSettings(crop_mode, context_factor, context_pixels, follow_smoothing))
         if not job.streamed:
-            return io.NodeOutput(job, job.frames.float() / 255.0, job.hole.float() / 255.0, job.fps)
+            return io.NodeOutput(job, job.frames.float() / 255.0, job.hole.float() / 255.0, job.fps, job.info)
         hidden = getattr(cls, "hidden", None)
         linked = _linked_outputs(getattr(hidden, "prompt", None), getattr(hidden, "unique_id", None))
         h, w = job.frames.height, job.frames.width
         return io.NodeOutput(job, _batch(job.frames, 255.0, "frames", linked, 1, (h, w, 3)),
-                             _batch(job.hole, 255.0, "hole_mask", linked, 2, (h, w)), job.fps)
+                             _batch(job.hole, 255.0, "hole_mask", linked, 2, (h, w)), job.fps, job.info)
 
 
 NODES = [VideoPainterEncode]

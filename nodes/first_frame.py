@@ -5,6 +5,7 @@ from comfy_api.v0_0_2 import io
 
 from ..vp_core.pipeline import first_frame
 from . import first_frame_source
+from .types import INPAINT
 
 
 class VideoPainterFirstFrame(io.ComfyNode):
@@ -35,6 +36,10 @@ class VideoPainterFirstFrame(io.ComfyNode):
                 io.Int.Input("skip_first_frames", default=0, min=0, max=10_000_000, optional=True,
                              tooltip="Source frames before the clip's first frame: the encoder's skip_first_frames (same "
                                      "value), so FLUX Fill paints the frame the video starts from."),
+                INPAINT.Input("crop_from", optional=True,
+                              tooltip="Crop mode: an encoder of this clip with the same settings and NO first_frame. The "
+                                      "image and mask are then its frame 0 as the video model sees it (the crop box of "
+                                      "frame 0, at source resolution); video, mask, dilate and threshold come from it."),
             ],
             outputs=[
                 io.Image.Output("image", tooltip="Frame 0 of the clip (for InpaintModelConditioning's pixels)."),
@@ -44,8 +49,12 @@ class VideoPainterFirstFrame(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, video, mask, dilate: int, threshold: float, skip_first_frames: int = 0) -> io.NodeOutput:
+    def execute(cls, video, mask, dilate: int, threshold: float, skip_first_frames: int = 0,
+                crop_from=None) -> io.NodeOutput:
         first_frame_source.check(cls)
+        if crop_from is not None:
+            out = first_frame.first_frame_of_job(crop_from)
+            return io.NodeOutput(out.image, out.mask)
         out = first_frame.first_frame_for_inpainting(video, mask, dilate, threshold, skip_first_frames)
         return io.NodeOutput(out.image, out.mask)
 

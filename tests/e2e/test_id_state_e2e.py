@@ -22,14 +22,32 @@ def _latent(server, result, tmp_path: Path, node: str) -> torch.Tensor:
     return load_file(str(files[0]))["latent_tensor"]
 
 
+# Crop to the mask (issue 25): the sample clip's square with little dilation and context fits a box smaller than the
+# frame, so the encoder really crops (a box following the square), and the same checks must hold.
+CROP = {"crop_mode": "crop follow", "dilate": 2, "context_factor": 1.0, "context_pixels": 2}
+
+
+def _encoded_as(prompt: dict, geometry: dict) -> dict:
+    """``prompt`` with ``geometry`` set on its encoder(s) (inputs the shipped workflows leave at their defaults)."""
+    for node in prompt.values():
+        if node["class_type"] == "VideoPainterEncode":
+            node["inputs"].update(geometry)
+    return prompt
+
+
+@pytest.fixture(scope="module", params=["full_frame", "crop_follow"])
+def geometry(request) -> dict:
+    return CROP if request.param == "crop_follow" else {}
+
+
 @pytest.fixture(scope="module")
-def parts_prompt() -> dict:
-    return cc.apply_overrides(cc.load_workflow(PARTS), cc.demo_sets(PARTS))
+def parts_prompt(geometry) -> dict:
+    return _encoded_as(cc.apply_overrides(cc.load_workflow(PARTS), cc.demo_sets(PARTS)), geometry)
 
 
-def _single_prompt(parts: dict) -> dict:
+def _single_prompt(parts: dict, geometry: dict) -> dict:
     """The one-run equivalent: the inpaint workflow's sampler, same settings as the parts, its latent saved."""
-    single = cc.apply_overrides(cc.load_workflow(SINGLE), cc.demo_sets(SINGLE))
+    single = _encoded_as(cc.apply_overrides(cc.load_workflow(SINGLE), cc.demo_sets(SINGLE)), geometry)
     for key in ("17", "18", "20"):
         del single[key]
     single["16"]["inputs"]["steps"] = parts["16"]["inputs"]["steps"]
@@ -37,11 +55,15 @@ def _single_prompt(parts: dict) -> dict:
     return single
 
 
-def test_two_parts_equal_one_run(server, parts_prompt, tmp_path):
+def test_two_parts_equal_one_run(server, parts_prompt, geometry, tmp_path):
+    log_start = server.log_path.stat().st_size
     parts = cc.submit(server, parts_prompt)
     assert parts.ok, parts.error
+    if geometry:  # the encoder really cropped (no fall-back to the whole frame)
+        assert "crop to the mask (crop follow): box 35x42 (WxH) of the 96x80 source" in \
+            server.log_path.read_text(errors="replace")[log_start:]
     joined = _latent(server, parts, tmp_path / "parts", "31")
-    single = cc.submit(server, _single_prompt(parts_prompt))
+    single = cc.submit(server, _single_prompt(parts_prompt, geometry))
     assert single.ok, single.error
     one = _latent(server, single, tmp_path / "single", "31")
     assert joined.shape == one.shape == (1, 16, 13, 12, 10)
@@ -78,16 +100,16 @@ def _latent_only(prompt: dict, steps: int) -> dict:
     return out
 
 
-def test_interrupted_run_resumes_from_autosave(server, tmp_path):
+def test_interrupted_run_resumes_from_autosave(server, geometry, tmp_path):
     steps = 2
-    base = _latent_only(cc.apply_overrides(cc.load_workflow(SINGLE), cc.demo_sets(SINGLE)), steps)
+    base = _latent_only(_encoded_as(cc.apply_overrides(cc.load_workflow(SINGLE), cc.demo_sets(SINGLE)), geometry), steps)
     base["16"]["inputs"]["seed"] = 7  # not cached by the other tests
     reference = cc.submit(server, base)
     assert reference.ok, reference.error
     want = _latent(server, reference, tmp_path / "ref", "31")
 
     run = copy.deepcopy(base)
-    run["16"]["inputs"]["autosave_name"] = "e2e_resume"
+    run["16"]["inputs"]["autosave_name"] = f"e2e_resume{len(geometry)}"
     run["16"]["inputs"]["steps"] = steps  # same settings; the autosave name changes the prompt, so it really runs
 
     def on_progress(p):
@@ -96,11 +118,12 @@ def test_interrupted_run_resumes_from_autosave(server, tmp_path):
 
     interrupted = cc.submit(server, run, on_progress=on_progress)
     assert interrupted.status == "interrupted"
-    ckpt = server.output_dir / "videopainter" / "autosave" / "e2e_resume.safetensors"
+    name = f"e2e_resume{len(geometry)}.safetensors"
+    ckpt = server.output_dir / "videopainter" / "autosave" / name
     assert ckpt.is_file()
-    cc.upload_input(server, "e2e_resume.safetensors", ckpt)
+    cc.upload_input(server, name, ckpt)
     resume = copy.deepcopy(base)
-    resume["40"] = {"class_type": "VideoPainterLoadIDState", "inputs": {"state_file": "e2e_resume.safetensors"}}
+    resume["40"] = {"class_type": "VideoPainterLoadIDState", "inputs": {"state_file": name}}
     resume["16"]["inputs"]["id_state"] = ["40", 0]
     resumed = cc.submit(server, resume)
     assert resumed.ok, resumed.error

@@ -134,12 +134,12 @@ def test_frame_step_refuses_an_unknown_rule():
 def test_encoder_fps_rule_decides_the_kept_frames_and_logs_rule_and_step(clip_tensors, caplog):
     video, mask = clip_tensors  # 40 frames
     with caplog.at_level(logging.INFO):
-        _, frames, _, fps = run(encode.VideoPainterEncode, video=video, mask=mask, width=80, height=96,
+        _, frames, _, fps, _info = run(encode.VideoPainterEncode, video=video, mask=mask, width=80, height=96,
                                 source_fps=23.976, first_frame=video[:1])
     assert frames.shape[0] == 14 and fps == pytest.approx(23.976 / 3)  # frames 0, 3, ..., 39
     assert "fps_rule reference" in caplog.text and "step 3" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.INFO):
-        _, frames, _, _ = run(encode.VideoPainterEncode, video=video, mask=mask, width=80, height=96,
+        _, frames, *_ = run(encode.VideoPainterEncode, video=video, mask=mask, width=80, height=96,
                               source_fps=23.976, fps_rule="float", first_frame=video[:1])
     assert frames.shape[0] == 20 and "fps_rule float" in caplog.text and "step 2" in caplog.text

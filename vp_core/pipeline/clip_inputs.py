@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from . import crop as crop_geometry
+from . import masks as mask_checks
 from . import preprocess
 from ..video import video_io
 from ..video.video_io import MASK_CHANNELS, FileSource, FrameSource, TensorSource, VideoInfo, mask_reader, probe
@@ -27,6 +29,16 @@ class ClipSettings:
     mask_channel: str = "red"
     threshold: float = 0.5
     fps_rule: str = "reference"  # preprocess.frame_step's rule
+
+
+@dataclass
+class CropSettings:
+    """Crop to the mask (``crop.plan_crop``): the mode and the context margin around the hole."""
+
+    mode: str = crop_geometry.FULL_FRAME
+    context_factor: float = 1.5
+    context_pixels: int = 32
+    smooth_frames: int = 9
 
 
 def is_video(x) -> bool:
@@ -75,13 +87,20 @@ def _mask_batch(mask: Tensor) -> Tensor:
 
 
 def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: int, height: int,
-            dilate_size: int = 32, first_frame_gt: bool = True, resize_mode: str = "stretch") -> preprocess.InpaintInput:
+            dilate_size: int = 32, first_frame_gt: bool = True, resize_mode: str = "stretch",
+            crop: CropSettings | None = None) -> preprocess.InpaintInput:
     """``video``: core VIDEO or IMAGE ``[T,H,W,3]``; ``mask``: core VIDEO (a mask video, ``mask_channel`` >
     ``threshold``) or MASK ``[T or 1,H,W]``. Two batches take the in-memory path (``prepare_inpaint``, unchanged);
     with a VIDEO the frames are read window by window when the sampler and the composite need them."""
     common = dict(width=width, height=height, dilate_size=dilate_size, first_frame_gt=first_frame_gt,
                   resize_mode=resize_mode)
-    if not is_video(video) and not is_video(mask):
+    crop = crop or CropSettings()
+    if crop.mode not in crop_geometry.CROP_MODES:
+        raise ValueError(f"crop_mode: expected one of {', '.join(crop_geometry.CROP_MODES)}; got {crop.mode!r}")
+    if crop.mode != crop_geometry.FULL_FRAME and resize_mode != "stretch":
+        log.warning("encode: resize_mode %r does not apply in crop_mode %r (the box already has the working aspect; "
+                    "it applies where crop mode falls back to the whole frame)", resize_mode, crop.mode)
+    if not is_video(video) and not is_video(mask) and crop.mode == crop_geometry.FULL_FRAME:
         step = preprocess.frame_step(s.source_fps, s.target_fps, s.fps_rule)
         frames, masks = video, mask
         if s.skip_first_frames or s.frame_load_cap:
@@ -89,8 +108,13 @@ def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: 
             frames = video[s.skip_first_frames:end]
             m = _mask_batch(mask)
             masks = m[s.skip_first_frames:end] if m.shape[0] == video.shape[0] else m
-        return preprocess.prepare_inpaint(frames, masks, first_frame, source_fps=s.source_fps, target_fps=s.target_fps,
-                                          threshold=s.threshold, fps_rule=s.fps_rule, **common)
+        job = preprocess.prepare_inpaint(frames, masks, first_frame, source_fps=s.source_fps, target_fps=s.target_fps,
+                                         threshold=s.threshold, fps_rule=s.fps_rule, **common)
+        scan = mask_checks.scan_holes(job.hole)
+        _log_report(scan, s.threshold)
+        job.info = geometry_info(job, s, scan)
+        log.info("encode: %s", job.info)
+        return job
     if is_video(video):
         info, trim = _probe(video, "video")
         fps = s.source_fps or float(info.fps)
@@ -125,4 +149,38 @@ def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: 
     out_fps = fps / step if fps > 0 else 0.0
     log.info("encode: %s, %d frames after sampling (every %d-th from frame %d), read window by window",
              "VIDEO" if is_video(video) else "IMAGE batch", len(frames), step, s.skip_first_frames)
-    return preprocess.prepare_stream(frames, hole, first_frame, fps=out_fps, audio=audio, **common)
+    # The mask pre-pass: one cheap pass over the (sampled) mask alone, before sampling. It gives the mask report on
+    # this path as on IMAGE batches, and crop mode's box.
+    scan = mask_checks.scan_holes(hole)
+    _log_report(scan, s.threshold)
+    plan = crop_geometry.plan_crop(scan, (height, width), crop.mode, crop.context_factor, crop.context_pixels,
+                                   pad=dilate_size, smooth_frames=crop.smooth_frames)
+    job = preprocess.prepare_stream(frames, hole, first_frame, fps=out_fps, audio=audio, crop=plan, **common)
+    job.info = geometry_info(job, s, scan, crop.mode)
+    log.info("encode: %s", job.info)
+    return job
+
+
+def _log_report(scan: mask_checks.HoleScan, threshold: float) -> None:
+    """The mask report's warnings (empty, full, tiny holes) in the log, the same on every input path."""
+    for warning in scan.report(threshold).warnings():
+        log.warning("encode: %s", warning)
+
+
+def geometry_info(job: preprocess.InpaintInput, s: ClipSettings, scan: mask_checks.HoleScan | None = None,
+                  mode: str = crop_geometry.FULL_FRAME) -> str:
+    """The encoder's info line: the geometry and the hole's model pixels per source pixel (linear)."""
+    h, w = video_io.frame_size(job.frames)
+    if job.crop is not None:
+        text = job.crop.describe()
+    else:
+        scale = crop_geometry.full_frame_scale((h, w), (job.height, job.width))
+        fell_back = f" ({mode} fell back to it, see the log)" if mode != crop_geometry.FULL_FRAME else ""
+        text = (f"full frame{fell_back}: the {w}x{h} frame is resized to {job.width}x{job.height}: {scale:.3f} model "
+                "pixels per source pixel (linear, the smaller axis)")
+    if scan is not None and any(scan.areas):
+        biggest = max((b for b in scan.boxes if b is not None), key=lambda b: (b[1] - b[0]) * (b[3] - b[2]))
+        scale = job.crop.scale if job.crop is not None else crop_geometry.full_frame_scale((h, w), (job.height, job.width))
+        text += (f"; the hole (largest {biggest[3] - biggest[2]}x{biggest[1] - biggest[0]} px) gets about "
+                 f"{(biggest[3] - biggest[2]) * scale:.0f}x{(biggest[1] - biggest[0]) * scale:.0f} model px")
+    return f"{text}; {len(job.frames)} frames at {job.fps:.6g} fps"

@@ -6,7 +6,38 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .crop import CropPlan
 from .preprocess import dilate as dilate_masks
+
+
+def resize_frames(frames: Tensor, size: tuple[int, int]) -> Tensor:
+    """``[n, h, w, 3]`` floats in [0, 1] -> ``[n, *size, 3]``, bicubic (antialiased when shrinking), clamped."""
+    if tuple(frames.shape[1:3]) == tuple(size):
+        return frames
+    shrink = size[0] < frames.shape[1] or size[1] < frames.shape[2]
+    return F.interpolate(frames.movedim(-1, 1), size=size, mode="bicubic", align_corners=False,
+                         antialias=shrink).movedim(1, -1).clamp(0, 1)
+
+
+def place(generated: Tensor, original: Tensor, crop: CropPlan | None, first_index: int = 0) -> Tensor:
+    """Generated frames ``first_index..`` (``[n, h, w, 3]`` at the working size, [0, 1]) placed into SOURCE
+    coordinates over ``original`` (``[n, H, W, 3]``): the one place that decides where a generated frame lies in
+    the source frame (the composite and the source-rate interpolation both start from it).
+
+    Full frame (``crop`` None): the generated frame is returned as it is (``paste`` resizes it to the source).
+    Crop mode: frame k's generated box is resized to the box size (bicubic) and put at the box's position in a copy
+    of the original frame, so everything outside the box is the original's."""
+    if crop is None:
+        return generated
+    if tuple(original.shape[1:3]) != tuple(crop.source):
+        raise ValueError(f"original is {tuple(original.shape[1:3])} (HxW) but the crop box was planned on "
+                         f"{tuple(crop.source)}: give the frames of the clip that was encoded")
+    boxes = resize_frames(generated.to(original.dtype), crop.size)
+    out = original.clone()
+    for i in range(out.shape[0]):
+        top, left, h, w = crop.box(first_index + i)
+        out[i, top:top + h, left:left + w] = boxes[i]
+    return out
 
 
 def paste(original: Tensor, generated: Tensor, mask: Tensor, dilate: int = 16, feather: int = 8,

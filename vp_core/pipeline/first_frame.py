@@ -72,3 +72,19 @@ def first_frame_for_inpainting(video, mask, dilate_size: int, threshold: float =
     hole = (m > threshold).to(torch.uint8) * 255
     grown = preprocess.dilate(hole, dilate_size)
     return FirstFrame(image.float(), (grown > 127).float())
+
+
+def first_frame_of_job(job: "preprocess.InpaintInput") -> FirstFrame:
+    """Frame 0 of an encoded clip and the grown hole the sampler fills there, as the model sees them: in crop mode
+    the crop box of frame 0 (the same box, from the same mask pre-pass, that an encoder with the same settings gives
+    the video model), otherwise the whole frame. The job must come from an encoder WITHOUT a first frame (with one,
+    frame 0's hole is already filled and, with ``first_frame_gt``, cleared)."""
+    if job.pipeline.image is not None:
+        raise ValueError(
+            "crop_from: this encoder already has a first_frame, so frame 0's hole is filled; connect an encoder of the "
+            "same clip and settings WITHOUT first_frame (its crop box is the same)")
+    frame, hole = next(iter(list(preprocess.frames_and_holes(job, [0]))))
+    if job.crop is not None:
+        top, left, h, w = job.crop.box(0)
+        frame, hole = frame[top:top + h, left:left + w], hole[top:top + h, left:left + w]
+    return FirstFrame(frame[None].float() / 255.0, hole[None].float())

@@ -63,9 +63,11 @@ def model_fingerprint(fields: dict) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def run_spec(cfg, height: int, width: int, plan, batch: int, latent_shape: tuple[int, int, int, int]) -> dict:
+def run_spec(cfg, height: int, width: int, plan, batch: int, latent_shape: tuple[int, int, int, int],
+             crop: dict | None = None) -> dict:
     """What a state made by (or fed to) a run must match: the model fields and their fingerprint, the working size,
-    the window settings, the CFG batch, the video tokens per window and one window's latents ``(L, C, h, w)``.
+    the window settings, the CFG batch, the video tokens per window and one window's latents ``(L, C, h, w)``, and
+    in crop mode the box (``crop``: ``CropPlan.spec``; absent for full frame).
 
     Parameters:
         cfg: the backbone's ``CogVideoXConfig``. plan: the run's ``WindowPlan``.
@@ -73,11 +75,14 @@ def run_spec(cfg, height: int, width: int, plan, batch: int, latent_shape: tuple
     model = {name: getattr(cfg, name) for name in MODEL_FIELDS}
     L, _, h, w = latent_shape
     p = cfg.patch_size
-    return {
+    spec = {
         "model": model, "model_fingerprint": model_fingerprint(model), "height": height, "width": width,
         "window_frames": plan.window_frames, "overlap_frames": plan.overlap_frames, "window_mode": plan.mode,
         "batch": batch, "tokens": L * (h // p) * (w // p), "latents": list(latent_shape),
     }
+    if crop is not None:
+        spec["crop"] = crop
+    return spec
 
 
 def _shape_facts(state: IDState) -> dict:
@@ -108,6 +113,11 @@ def fit_differences(state: IDState, spec: dict) -> list[str]:
     for key in ("window_frames", "overlap_frames", "window_mode"):
         if made and made.get(key) != spec[key]:
             out.append(f"{key} {made.get(key)!r} (this run: {spec[key]!r})")
+    if made and made.get("crop") != spec.get("crop"):
+        def where(c):
+            return f"{c['mode']} box {c['box'][0]}x{c['box'][1]}" if c else "full frame"
+        out.append(f"geometry {where(made.get('crop'))} (this run: {where(spec.get('crop'))}): cut the parts from one "
+                   "encode (CutPart) so they share the crop box")
     if out:  # the recorded settings explain it; the shape facts below would only repeat them
         return out
     labels = {"latents": "window latents (L, C, h, w)", "num_layers": "blocks", "inner_dim": "token width",

@@ -116,6 +116,57 @@ def video_mask_report(source, channel: str, threshold: float = 0.5, min_fraction
     return report_from_counts(counts, src.height, src.width, threshold, min_fraction)
 
 
+@dataclass(frozen=True)
+class HoleScan:
+    """The mask pre-pass: per sampled frame, the hole's bounding box ``(y0, y1, x0, x1)`` (end exclusive, source
+    pixels; None for a frame without hole) and its area in pixels. One cheap pass over the mask alone, before
+    sampling: it feeds crop mode's box (``crop.plan_crop``) and the mask report of the VIDEO path."""
+
+    height: int
+    width: int
+    boxes: tuple[tuple[int, int, int, int] | None, ...]
+    areas: tuple[int, ...]
+
+    def report(self, threshold: float, min_fraction: float = DEFAULT_MIN_FRACTION) -> MaskReport:
+        return report_from_counts(list(self.areas), self.height, self.width, threshold, min_fraction)
+
+
+def frame_boxes(holes: Tensor) -> tuple[list[tuple[int, int, int, int] | None], list[int]]:
+    """Bounding boxes and areas of binary holes ``[n, H, W]`` (nonzero = hole), one per frame."""
+    hole = holes > 0
+    areas = hole.sum(dim=(1, 2)).to(torch.int64).tolist()
+    rows, cols = hole.any(2), hole.any(1)
+    boxes: list[tuple[int, int, int, int] | None] = []
+    for i, area in enumerate(areas):
+        if area == 0:
+            boxes.append(None)
+            continue
+        r, c = torch.nonzero(rows[i]).flatten(), torch.nonzero(cols[i]).flatten()
+        boxes.append((int(r[0]), int(r[-1]) + 1, int(c[0]), int(c[-1]) + 1))
+    return boxes, areas
+
+
+def scan_holes(source, chunk: int = 8) -> HoleScan:
+    """:class:`HoleScan` of a binary hole source (``video_io.FrameSource`` of ``uint8 [n, H, W]``, 255 = hole, e.g.
+    the encoder's sampled mask), read ``chunk`` frames at a time through a reader of its own (a streamed mask
+    video is decoded once more, the frames are not kept)."""
+    from ..video.video_io import close, frame_size, read_frames, reader
+
+    height, width = frame_size(source)
+    src = reader(source)
+    boxes: list = []
+    areas: list[int] = []
+    try:
+        n = len(src)
+        for a in range(0, n, chunk):
+            b, s = frame_boxes(read_frames(src, a, min(a + chunk, n)))
+            boxes += b
+            areas += s
+    finally:
+        close(src)
+    return HoleScan(height, width, tuple(boxes), tuple(areas))
+
+
 def report_from_counts(counts: list[int], height: int, width: int, threshold: float, min_fraction: float) -> MaskReport:
     total = height * width
     return MaskReport(

@@ -20,6 +20,7 @@ from scipy import ndimage
 from torch import Tensor
 
 from ..video.video_io import FrameSource, Frames, Mapped, close, read_frames, reader
+from .crop import CropPlan
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +249,8 @@ class InpaintInput:
     fps: float
     audio: "AudioRef | None" = None
     window_settings: tuple | None = None  # (window_frames, overlap_frames, mode) a part was cut for (vp_core.pipeline.parts)
+    crop: CropPlan | None = None  # crop mode: the model's box per frame; ``frames``/``hole`` stay at source size
+    info: str = ""  # the encoder's geometry line (model pixels per source pixel)
 
     @property
     def frame_count(self) -> int:
@@ -276,7 +279,13 @@ def frames_and_holes(job: InpaintInput, indices: list[int]) -> Iterator[tuple[Te
     frames, masks = reader(job.frames), reader(job.pipeline.masks)
     try:
         for index in sorted(indices):
-            yield read_frames(frames, index, index + 1)[0], read_frames(masks, index, index + 1)[0] > 127
+            frame, hole = read_frames(frames, index, index + 1)[0], read_frames(masks, index, index + 1)[0] > 127
+            if job.crop is not None:  # the box's mask, in source coordinates
+                top, left, h, w = job.crop.box(index)
+                full = torch.zeros(frame.shape[:2], dtype=torch.bool)
+                full[top:top + h, left:left + w] = hole
+                hole = full
+            yield frame, hole
     finally:
         close(frames)
         close(masks)
@@ -338,6 +347,11 @@ class FrameGeometry:
         shape = tuple(ff.shape[:2])
         if shape == self.source:
             return self.apply(ff[None])[0].contiguous()
+        if self.crops and shape == self.size:
+            log.info("first_frame is %dx%d (WxH), the size of the region the model sees: taken as that region of the "
+                     "clip's frame 0 (e.g. the first-frame node's crop-mode output after the image inpainter)",
+                     shape[1], shape[0])
+            return ff.contiguous()
         if shape == self.working:
             log.info("first_frame is at the working size %dx%d (WxH): used as the clip's frame 0 after %s",
                      shape[1], shape[0], "the crop and resize" if self.crops else "the resize")
@@ -487,7 +501,7 @@ def pipeline_masks(hole: FrameSource, dilate_size: int, first_frame_gt: bool) ->
 def prepare_stream(
     video: FrameSource, hole: FrameSource, first_frame: Tensor | None, *, width: int, height: int, fps: float,
     dilate_size: int = 32, first_frame_gt: bool = True, resize_mode: str = "stretch",
-    audio: AudioRef | None = None,
+    audio: AudioRef | None = None, crop: CropPlan | None = None,
 ) -> InpaintInput:
     """``prepare_inpaint`` for frames read window by window: ``video`` (uint8 RGB) and ``hole`` (binary uint8, 255 =
     hole) are sampled sources of the same length; nothing but the first frame is read here.
@@ -511,10 +525,27 @@ def prepare_stream(
     check_size(width, height)
     if first_frame is not None:
         check_finite("first_frame", first_frame)
-    geometry = frame_geometry(video.height, video.width, width=width, height=height, resize_mode=resize_mode)
+    source_video, source_hole = video, hole
+    if crop is not None:  # crop to the mask: the model's frames are the boxes; the composite keeps the source's
+        if len(crop) != len(video) or crop.source != (video.height, video.width):
+            raise ValueError(f"crop: planned for {len(crop)} frames of {crop.source} but the clip has {len(video)} of "
+                             f"{(video.height, video.width)}")
+        top, left, bh, bw = crop.box(0)
+        geometry = FrameGeometry((video.height, video.width), (height, width), (top, left, bh, bw))
+        if first_frame is not None:
+            got = tuple((first_frame[0] if first_frame.ndim == 4 else first_frame).shape[:2])
+            if got not in (geometry.source, geometry.size, geometry.working):
+                raise ValueError(
+                    f"first_frame is {got[1]}x{got[0]} (WxH); in crop mode it must be the clip's frame 0 at the video's "
+                    f"size {video.width}x{video.height}, the crop box {bw}x{bh} (the first-frame node's crop output) or "
+                    f"the working size {width}x{height}")
+        video, hole = (Mapped(src, crop.cut, bh, bw) for src in (video, hole))
+    else:
+        geometry = frame_geometry(video.height, video.width, width=width, height=height, resize_mode=resize_mode)
+        if geometry.crops:
+            video, hole = (Mapped(src, lambda x, _s: geometry.apply(x).contiguous(), *geometry.size) for src in (video, hole))
+        source_video, source_hole = video, hole
     ff = geometry.first_frame(first_frame)
-    if geometry.crops:
-        video, hole = (Mapped(src, lambda x, _s: geometry.apply(x).contiguous(), *geometry.size) for src in (video, hole))
     if ff is None:  # as first_frame_inputs: frame 0 is a hole like the others, no I2V image, first_frame_gt void
         _log_no_first_frame(first_frame_gt)
     pipe = PipelineInputs(
@@ -522,4 +553,4 @@ def prepare_stream(
         pipeline_masks(hole.reopen(), dilate_size, first_frame_gt and ff is not None),
         ff,
     )
-    return InpaintInput(pipe, video.reopen(), hole.reopen(), height, width, fps, audio)
+    return InpaintInput(pipe, source_video.reopen(), source_hole.reopen(), height, width, fps, audio, crop=crop)

@@ -35,11 +35,25 @@ def preview_frame(latents: Tensor) -> Tensor:
 
 
 MASK_TINT = (1.0, 0.0, 1.0)  # magenta: rare in natural video
+BOX_COLOUR = (0.0, 1.0, 0.0)  # crop mode: the box the model sees, outlined in green
+
+
+def draw_box(image: Tensor, box: tuple[int, int, int, int], colour=BOX_COLOUR) -> Tensor:
+    """``image`` ``[H, W, 3]`` with the outline of ``box`` = (top, left, height, width) drawn in place, about 0.4 %
+    of the frame's smaller side thick (at least 2 px)."""
+    top, left, h, w = box
+    t = max(2, min(image.shape[:2]) // 250)
+    c = torch.tensor(colour, dtype=image.dtype)
+    image[top:top + t, left:left + w] = c
+    image[max(top + h - t, top):top + h, left:left + w] = c
+    image[top:top + h, left:left + t] = c
+    image[top:top + h, max(left + w - t, left):left + w] = c
+    return image
 
 
 def mask_overlay(job, count: int = 4, opacity: float = 0.5) -> Tensor:
     """``count`` evenly spaced frames of an encoded job (first and last included) with the dilated hole the sampler
-    will fill tinted, as a ComfyUI IMAGE batch ``[count, H, W, 3]`` in [0, 1] (read through
+    will fill tinted (crop mode: and the box the model sees outlined in green), as a ComfyUI IMAGE batch ``[count, H, W, 3]`` in [0, 1] (read through
     ``preprocess.frames_and_holes``, whose own readers leave the sampler's in place)."""
     from . import preprocess
 
@@ -50,8 +64,9 @@ def mask_overlay(job, count: int = 4, opacity: float = 0.5) -> Tensor:
     picks = [round(i * (total - 1) / (count - 1)) for i in range(count)] if count > 1 else [0]
     tint = torch.tensor(MASK_TINT)
     out = []
-    for frame, hole in preprocess.frames_and_holes(job, picks):
+    for index, (frame, hole) in zip(sorted(picks), preprocess.frames_and_holes(job, picks)):
         image = frame.float() / 255.0
         tinted = image * (1 - opacity) + tint * opacity
-        out.append(torch.where(hole[..., None], tinted, image))
+        image = torch.where(hole[..., None], tinted, image)
+        out.append(draw_box(image, job.crop.box(index)) if job.crop is not None else image)
     return torch.stack(out)

@@ -73,6 +73,7 @@ class InpaintConditioning:
     negative: Tensor | None
     height: int
     width: int
+    crop: dict | None = None  # crop mode's box (``CropPlan.spec``): a carried ID state must share it
 
 
 @dataclass
@@ -149,7 +150,7 @@ class Sampler:
         self.lat_h, self.lat_w = cond.height // f, cond.width // f
         self.rope = tuple(r.to(self.device) for r in video_rope(self.cfg, plan.latents_per_window, self.lat_h, self.lat_w))
         self.spec = run_spec(self.cfg, cond.height, cond.width, plan, 2 if self.do_cfg else 1,
-                             (plan.latents_per_window, self.cfg.latent_channels, self.lat_h, self.lat_w))
+                             (plan.latents_per_window, self.cfg.latent_channels, self.lat_h, self.lat_w), cond.crop)
         self.generator = torch.Generator("cpu").manual_seed(settings.seed)
         # ComfyUI's per-model options (attention overrides set by other nodes) reach every attention call
         self.transformer_options = dict(getattr(models.backbone, "model_options", {}).get("transformer_options", {}))
@@ -424,7 +425,8 @@ def run_inpaint(model, vae: VideoVAE, job: "preprocess.InpaintInput", positive: 
         s.branch_strength, s.branch_start, s.branch_end = options.strength, options.start_percent, options.end_percent
     sched = model.get_attachment(attach.SCHEDULER_KEY) or dict(DEFAULT_SCHEDULER)
     models = Models(model, branch, vae, sched, attach.has_id_lora(model))
-    cond = InpaintConditioning(job.pipeline.video, job.pipeline.masks, job.pipeline.image, positive, negative, job.height, job.width)
+    cond = InpaintConditioning(job.pipeline.video, job.pipeline.masks, job.pipeline.image, positive, negative, job.height, job.width,
+                                job.crop.spec() if job.crop is not None else None)
     try:
         return Sampler(models, cond, plan, s, on_step=on_step, interrupt=interrupt).run(id_state, capture_final, reset_windows, on_checkpoint)
     finally:  # the job stays in ComfyUI's cache: its readers let go of their decoders and kept frames until reused

@@ -251,7 +251,7 @@ def composited_chunks(job: InpaintInput, generated: Chunks, dilate: int, feather
     def chunks() -> Iterator[Tensor]:
         frames, hole = reader(job.frames), reader(job.hole)
         try:
-            yield from _paste_all(frames, hole, generated, dilate, feather)
+            yield from _paste_all(frames, hole, generated, dilate, feather, job.crop)
         finally:  # decoders and kept frames go at once, not when the garbage collector gets to them
             close(frames)
             close(hole)
@@ -259,8 +259,9 @@ def composited_chunks(job: InpaintInput, generated: Chunks, dilate: int, feather
     return chunks
 
 
-def _paste_all(frames, hole, generated: Chunks, dilate: int, feather: int) -> Iterator[Tensor]:
-    """The composite of every generated chunk, reading the originals and holes for just those frames."""
+def _paste_all(frames, hole, generated: Chunks, dilate: int, feather: int, crop=None) -> Iterator[Tensor]:
+    """The composite of every generated chunk, reading the originals and holes for just those frames (crop mode:
+    each generated box is first placed into source coordinates, ``composite.place``)."""
     n, done = len(frames), 0
     for gen in generated():
         k = gen.shape[0]
@@ -273,7 +274,8 @@ def _paste_all(frames, hole, generated: Chunks, dilate: int, feather: int) -> It
             b = min(a + COMPOSITE_FRAMES, k)
             original = read_frames(frames, done + a, done + b).float() / 255.0
             mask = read_frames(hole, done + a, done + b).float() / 255.0
-            yield composite.paste(original, gen[a:b], mask, dilate, feather, first_index=done + a)
+            placed = composite.place(gen[a:b], original, crop, first_index=done + a)
+            yield composite.paste(original, placed, mask, dilate, feather, first_index=done + a)
         done += k
     if done != n:
         raise ValueError(

@@ -6,7 +6,7 @@ import logging
 import torch
 from comfy_api.v0_0_2 import io
 
-from ..vp_core.pipeline import clip_inputs, preprocess
+from ..vp_core.pipeline import clip_inputs, preprocess, source_rate
 
 from ..vp_core.video import video_io
 from . import first_frame_source
@@ -88,6 +88,12 @@ class VideoPainterEncode(io.ComfyNode):
                              tooltip="At most this many frames after sampling (0 = all), like VideoHelperSuite's frame_load_cap."),
                 io.Combo.Input("mask_channel", options=list(video_io.MASK_CHANNELS), default="red", optional=True,
                                tooltip="Channel of a mask VIDEO that holds the mask (as core's Image To Mask)."),
+                io.Combo.Input("output_rate", options=list(source_rate.OUTPUT_RATES), default="source", optional=True,
+                               tooltip="What 'VideoPainter Composite Video' writes. source: every source frame (after "
+                                       "skip / cap) at the source's rate, timing and audio; the model still makes the "
+                                       "sampled frames and the hole of the frames in between is filled by optical-flow "
+                                       "interpolation of the generated frames (the background stays the source's bytes). "
+                                       "sampled: only the sampled frames, at the sampled rate (the reference's output)."),
             ],
             outputs=[
                 INPAINT.Output("inpaint"),
@@ -109,10 +115,11 @@ class VideoPainterEncode(io.ComfyNode):
     @classmethod
     def execute(cls, video, mask, width: int, height: int, resize_mode: str, source_fps: float, target_fps: float,
                 dilate: int, threshold: float, first_frame_gt: bool, first_frame=None, fps_rule: str = "reference",
-                skip_first_frames: int = 0, frame_load_cap: int = 0, mask_channel: str = "red") -> io.NodeOutput:
+                skip_first_frames: int = 0, frame_load_cap: int = 0, mask_channel: str = "red",
+                output_rate: str = "source") -> io.NodeOutput:
         first_frame_source.check(cls)
         settings = clip_inputs.ClipSettings(source_fps, target_fps, skip_first_frames, frame_load_cap, mask_channel,
-                                            threshold, fps_rule)
+                                            threshold, fps_rule, output_rate)
         job = clip_inputs.prepare(video, mask, first_frame, settings, width=width, height=height, dilate_size=dilate,
                                   first_frame_gt=first_frame_gt, resize_mode=resize_mode)
         if not job.streamed:

@@ -3,14 +3,16 @@ batches already in memory, in any combination. One call, ``prepare``, returns th
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from fractions import Fraction
 
 import torch
 from torch import Tensor
 
-from . import preprocess
+from . import preprocess, source_rate
 from ..video import video_io
-from ..video.video_io import MASK_CHANNELS, FileSource, FrameSource, TensorSource, VideoInfo, mask_reader, probe
+from ..video.video_io import (MASK_CHANNELS, FileSource, FrameSource, TensorSource, VideoInfo, mask_reader, probe,
+                              slice_frames)
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,7 @@ class ClipSettings:
     mask_channel: str = "red"
     threshold: float = 0.5
     fps_rule: str = "reference"  # preprocess.frame_step's rule
+    output_rate: str = "source"  # source_rate.OUTPUT_RATES: every source frame (source) or the sampled ones
 
 
 def is_video(x) -> bool:
@@ -81,7 +84,12 @@ def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: 
     with a VIDEO the frames are read window by window when the sampler and the composite need them."""
     common = dict(width=width, height=height, dilate_size=dilate_size, first_frame_gt=first_frame_gt,
                   resize_mode=resize_mode)
+    if s.output_rate not in source_rate.OUTPUT_RATES:
+        raise ValueError(f"output_rate: expected one of {', '.join(source_rate.OUTPUT_RATES)}; got {s.output_rate!r}")
     if not is_video(video) and not is_video(mask):
+        if s.output_rate == "source":
+            log.info("encode: output_rate 'source' needs a VIDEO input (or a mask VIDEO); with two batches in memory "
+                     "the output has the sampled frames")
         step = preprocess.frame_step(s.source_fps, s.target_fps, s.fps_rule)
         frames, masks = video, mask
         if s.skip_first_frames or s.frame_load_cap:
@@ -98,6 +106,7 @@ def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: 
         frames: FrameSource = FileSource(video.get_stream_source(), step, s.skip_first_frames, s.frame_load_cap,
                                          trim, "video", info=info)
         source_frames = frames.info.frames
+        every = FileSource(video.get_stream_source(), 1, s.skip_first_frames, 0, trim, "video", info=info)
     else:
         if video.ndim != 4 or video.shape[-1] != 3:
             raise ValueError(f"video: expected an IMAGE batch [frames, height, width, 3]; got shape {tuple(video.shape)}")
@@ -106,10 +115,12 @@ def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: 
         step = preprocess.logged_frame_step(fps, s.target_fps, s.fps_rule)
         frames = TensorSource(_sample(video, step, s), preprocess.to_uint8)
         source_frames = video.shape[0]
+        every = TensorSource(video[s.skip_first_frames:], preprocess.to_uint8)
     if is_video(mask):
         if s.mask_channel not in MASK_CHANNELS:
             raise ValueError(f"mask_channel: expected one of {', '.join(MASK_CHANNELS)}; got {s.mask_channel!r}")
         hole: FrameSource = _open(mask, step, s, "mask", post=mask_reader(s.mask_channel, s.threshold))
+        every_hole = _open(mask, 1, replace(s, frame_load_cap=0), "mask", post=mask_reader(s.mask_channel, s.threshold))
     else:
         m = _mask_batch(mask)
         preprocess.check_finite("mask", m)
@@ -118,11 +129,31 @@ def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: 
                 f"mask has {m.shape[0]} frames but video has {source_frames}: give one mask per frame or a single mask"
             )
         sampled = _sample(m, step, s) if m.shape[0] > 1 else m
-        hole = TensorSource(sampled, lambda x: ((x > s.threshold).to(torch.uint8) * 255).contiguous(), count=len(frames))
+        binary = lambda x: ((x > s.threshold).to(torch.uint8) * 255).contiguous()  # noqa: E731
+        hole = TensorSource(sampled, binary, count=len(frames))
+        every_hole = TensorSource(m[s.skip_first_frames:] if m.shape[0] > 1 else m, binary,
+                                  count=max(source_frames - s.skip_first_frames, 0))
     audio = None
     if is_video(video) and frames.info.has_audio:
         audio = preprocess.AudioRef(video.get_stream_source(), frames.start_seconds)
     out_fps = fps / step if fps > 0 else 0.0
     log.info("encode: %s, %d frames after sampling (every %d-th from frame %d), read window by window",
              "VIDEO" if is_video(video) else "IMAGE batch", len(frames), step, s.skip_first_frames)
-    return preprocess.prepare_stream(frames, hole, first_frame, fps=out_fps, audio=audio, **common)
+    source = _source_timeline(every, every_hole, len(frames), step, fps, s) if s.output_rate == "source" else None
+    return preprocess.prepare_stream(frames, hole, first_frame, fps=out_fps, audio=audio, source=source, **common)
+
+
+def _source_timeline(every: FrameSource, every_hole: FrameSource, sampled: int, step: int, fps: float,
+                     s: ClipSettings) -> source_rate.SourceTimeline | None:
+    """The source frames of the sampled ones (from the first sampled frame, ``step`` per sampled frame, to the
+    clip's end at most), for output at the source rate; None (sampled output, logged) when the rate is unknown."""
+    if fps <= 0:
+        log.info("encode: output_rate 'source' needs the source's frame rate (an IMAGE batch with source_fps 0 has "
+                 "none): the output has the sampled frames")
+        return None
+    n = source_rate.source_count(sampled, step, min(len(every), len(every_hole)))
+    rate = Fraction(fps).limit_denominator(1001)
+    log.info("encode: output_rate 'source': %d source frames at %.6g fps (%d sampled frames go through the model; "
+             "the %d in between get motion-compensated interpolation of the generated frames)", n, float(rate),
+             sampled, n - sampled)
+    return source_rate.SourceTimeline(slice_frames(every, 0, n), slice_frames(every_hole, 0, n), step, rate)

@@ -25,11 +25,9 @@ def paste(original: Tensor, generated: Tensor, mask: Tensor, dilate: int = 16, f
         )
     if mask.shape[0] not in (1, t) or mask.shape[1:] != original.shape[1:3]:
         raise ValueError(f"mask is {tuple(mask.shape)}; expected [{t} or 1, {original.shape[1]}, {original.shape[2]}]")
-    h, w = original.shape[1:3]
-    if generated.shape[1:3] != (h, w):
-        generated = F.interpolate(generated.movedim(-1, 1), size=(h, w), mode="bicubic", align_corners=False).movedim(1, -1).clamp(0, 1)
+    generated = placed(generated, *original.shape[1:3])
     hole = mask > 0.5
-    box = _reach(hole.any(0), dilate + 2 * feather)
+    box = reach(hole.any(0), dilate + 2 * feather)
     if box is None:  # no hole: nothing is pasted
         return original.clone()
     # Only the hole's surroundings can change: the dilated, feathered mask is 0 farther than dilate + feather from
@@ -58,7 +56,17 @@ def paste(original: Tensor, generated: Tensor, mask: Tensor, dilate: int = 16, f
     return out
 
 
-def _reach(hole: Tensor, margin: int) -> tuple[int, int, int, int] | None:
+def placed(generated: Tensor, height: int, width: int) -> Tensor:
+    """Generated frames ``[T, h, w, 3]`` in SOURCE coordinates ``[T, height, width, 3]``: the one place that decides
+    where a generated frame goes in the source frame (today the whole frame, bicubic-resized; a crop mode puts its
+    box here). Everything after it (interpolation between sampled frames, the paste) works in source coordinates."""
+    if generated.shape[1:3] == (height, width):
+        return generated
+    return F.interpolate(generated.movedim(-1, 1), size=(height, width), mode="bicubic",
+                         align_corners=False).movedim(1, -1).clamp(0, 1)
+
+
+def reach(hole: Tensor, margin: int) -> tuple[int, int, int, int] | None:
     """Rows ``y0:y1`` and columns ``x0:x1`` of the box around ``hole`` ``[H, W]`` grown by ``margin`` (clipped to
     the frame); None when there is no hole."""
     rows, cols = torch.nonzero(hole.any(1)).flatten(), torch.nonzero(hole.any(0)).flatten()

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
-from typing import Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ from scipy import ndimage
 from torch import Tensor
 
 from ..video.video_io import FrameSource, Frames, Mapped, close, read_frames, reader
+
+if TYPE_CHECKING:  # source_rate imports this module (through composite)
+    from .source_rate import SourceTimeline
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +251,7 @@ class InpaintInput:
     fps: float
     audio: "AudioRef | None" = None
     window_settings: tuple | None = None  # (window_frames, overlap_frames, mode) a part was cut for (vp_core.pipeline.parts)
+    source: "SourceTimeline | None" = None  # every source frame, for output at the source rate (source_rate.py)
 
     @property
     def frame_count(self) -> int:
@@ -487,7 +491,7 @@ def pipeline_masks(hole: FrameSource, dilate_size: int, first_frame_gt: bool) ->
 def prepare_stream(
     video: FrameSource, hole: FrameSource, first_frame: Tensor | None, *, width: int, height: int, fps: float,
     dilate_size: int = 32, first_frame_gt: bool = True, resize_mode: str = "stretch",
-    audio: AudioRef | None = None,
+    audio: AudioRef | None = None, source: "SourceTimeline | None" = None,
 ) -> InpaintInput:
     """``prepare_inpaint`` for frames read window by window: ``video`` (uint8 RGB) and ``hole`` (binary uint8, 255 =
     hole) are sampled sources of the same length; nothing but the first frame is read here.
@@ -515,6 +519,10 @@ def prepare_stream(
     ff = geometry.first_frame(first_frame)
     if geometry.crops:
         video, hole = (Mapped(src, lambda x, _s: geometry.apply(x).contiguous(), *geometry.size) for src in (video, hole))
+        if source is not None:  # the source-rate frames get the same crop
+            source = replace(source, frames=Mapped(source.frames, lambda x, _s: geometry.apply(x).contiguous(),
+                                                   *geometry.size),
+                             hole=Mapped(source.hole, lambda x, _s: geometry.apply(x).contiguous(), *geometry.size))
     if ff is None:  # as first_frame_inputs: frame 0 is a hole like the others, no I2V image, first_frame_gt void
         _log_no_first_frame(first_frame_gt)
     pipe = PipelineInputs(
@@ -522,4 +530,4 @@ def prepare_stream(
         pipeline_masks(hole.reopen(), dilate_size, first_frame_gt and ff is not None),
         ff,
     )
-    return InpaintInput(pipe, video.reopen(), hole.reopen(), height, width, fps, audio)
+    return InpaintInput(pipe, video.reopen(), hole.reopen(), height, width, fps, audio, source=source)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -20,9 +20,6 @@ from scipy import ndimage
 from torch import Tensor
 
 from ..video.video_io import FrameSource, Frames, Mapped, close, read_frames, reader
-
-if TYPE_CHECKING:  # source_rate imports this module (through composite)
-    from .source_rate import SourceTimeline
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +248,8 @@ class InpaintInput:
     fps: float
     audio: "AudioRef | None" = None
     window_settings: tuple | None = None  # (window_frames, overlap_frames, mode) a part was cut for (vp_core.pipeline.parts)
-    source: "SourceTimeline | None" = None  # every source frame, for output at the source rate (source_rate.py)
+    # every source frame, for output at the source rate: a source_rate.SourceTimeline (which imports this module)
+    source: object | None = None
 
     @property
     def frame_count(self) -> int:
@@ -491,7 +489,7 @@ def pipeline_masks(hole: FrameSource, dilate_size: int, first_frame_gt: bool) ->
 def prepare_stream(
     video: FrameSource, hole: FrameSource, first_frame: Tensor | None, *, width: int, height: int, fps: float,
     dilate_size: int = 32, first_frame_gt: bool = True, resize_mode: str = "stretch",
-    audio: AudioRef | None = None, source: "SourceTimeline | None" = None,
+    audio: AudioRef | None = None, source=None,
 ) -> InpaintInput:
     """``prepare_inpaint`` for frames read window by window: ``video`` (uint8 RGB) and ``hole`` (binary uint8, 255 =
     hole) are sampled sources of the same length; nothing but the first frame is read here.

@@ -95,13 +95,16 @@ class PairFlow:
         return torch.from_numpy(out / (w0 + w1)[..., None]).clamp(0, 1)
 
 
-def frame_at(a: Tensor, b: Tensor | None, t: float, box: Box | None, flows: PairFlow | None = None) -> Tensor:
+def frame_at(a: Tensor, b: Tensor | None, t: float, box: Box | None, flows: PairFlow | None = None,
+             base: Tensor | None = None) -> Tensor:
     """The generated frame at time ``t`` between ``a`` (t = 0) and ``b`` (t = 1) in source coordinates: ``a`` outside
-    ``box`` (the composite keeps the source there), the interpolated box inside. ``b`` None: ``a`` held."""
+    ``box`` (the composite keeps the source there), the interpolated box inside. ``b`` None: ``a`` held.
+    ``base``: a full frame to write the box into (reused across the frames of one sampled period instead of a new
+    1080p copy per frame; outside the box it must hold the frame to show there)."""
     if t == 0 or box is None or b is None:
         return a
     flows = flows or PairFlow(a, b, box)
     y0, y1, x0, x1 = box
-    out = a.clone()
-    out[y0:y1, x0:x1] = flows.at(t).to(a.dtype)
+    out = a.clone() if base is None else base
+    out[y0:y1, x0:x1] = flows.at(t).to(out.dtype)
     return out

@@ -115,9 +115,6 @@ def _frames(frames, hole, generated: Chunks, space: int, step: int, dilate: int,
         raise ValueError("generated has no frames")
     b, done = next(gen, None), 0
     while done < n:
-        if a is None:
-            raise ValueError(f"generated covers {done} of the clip's {n} source frames (one generated frame every "
-                             f"{space} source frame(s)): give the generated frames of the whole clip")
         end = min(done + space, n) if b is not None else n
         if end - done > max(space, step):
             raise ValueError(f"generated ends at source frame {done}, {n - done - 1} source frames before the clip's "
@@ -128,12 +125,14 @@ def _frames(frames, hole, generated: Chunks, space: int, step: int, dilate: int,
         pair, t0 = ((a, b), 0.0) if b is not None else ((prev, a), 1.0)
         box = _box(holes[1:], margin) if end - done > 1 and pair[0] is not None else None
         flows = interpolate.PairFlow(pair[0], pair[1], box) if box is not None else None
+        base = a.clone() if flows is not None else None  # one copy per period; each frame writes its box into it
         for i in range(end - done):
-            g = a if i == 0 or flows is None else interpolate.frame_at(pair[0], pair[1], t0 + i / space, box, flows)
+            g = a if i == 0 or flows is None else interpolate.frame_at(pair[0], pair[1], t0 + i / space, box, flows,
+                                                                       base)
             yield composite.paste(original[i:i + 1].float() / 255.0, g[None], holes[i:i + 1].float(), dilate, feather,
                                   first_index=done + i)
         done = end
         prev, a = a, b
         b = next(gen, None) if a is not None else None
-    if a is not None:
+    if a is not None:  # the clip ended before the generated frames did
         raise ValueError(f"generated has more frames than the clip's {n} source frames need (one every {space})")

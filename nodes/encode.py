@@ -85,7 +85,8 @@ class VideoPainterEncode(io.ComfyNode):
                              tooltip="Source frames dropped before frame-rate sampling starts (like VideoHelperSuite's "
                                      "skip_first_frames). Give the first-frame node the same value."),
                 io.Int.Input("frame_load_cap", default=0, min=0, max=10_000_000, optional=True,
-                             tooltip="At most this many frames after sampling (0 = all), like VideoHelperSuite's frame_load_cap."),
+                             tooltip="At most this many frames after sampling (0 = all), like VideoHelperSuite's "
+                                     "frame_load_cap (output_rate source: cap x step source frames are written)."),
                 io.Combo.Input("mask_channel", options=list(video_io.MASK_CHANNELS), default="red", optional=True,
                                tooltip="Channel of a mask VIDEO that holds the mask (as core's Image To Mask)."),
                 io.Combo.Input("output_rate", options=list(source_rate.OUTPUT_RATES), default="source", optional=True,

@@ -136,3 +136,17 @@ def test_frames_at_the_source_rate_from_another_node_are_used_as_they_are(files,
     with pytest.raises(ValueError, match=r"generated has 30 frames; this clip has 20 sampled frames \(step 3\) and 60 "
                                          r"source frames"):
         run(video.VideoPainterCompositeVideo, inpaint=job, generated=images[:30], dilate=DILATE, feather=FEATHER)
+
+
+def test_center_crop_crops_every_source_frame_like_the_sampled_ones(files):
+    v, m, vpath, mpath = files
+    job, *_ = run(encode.VideoPainterEncode, video=FileVideo(vpath), mask=FileVideo(mpath), width=96, height=96,
+                  source_fps=0.0, target_fps=8.0, dilate=ENC_DILATE, resize_mode="center_crop")
+    from videopainter.vp_core.video import video_io
+
+    assert video_io.frame_size(job.source.frames) == video_io.frame_size(job.frames) == (240, 240)
+    crop = (W - 240) // 2
+    assert torch.equal(video_io.read_frames(job.source.frames, 4, 5)[0], torch.from_numpy(v[4, :, crop:crop + 240]))
+    (out,) = run(video.VideoPainterCompositeVideo, inpaint=job, generated=torch.zeros(20, 96, 96, 3), dilate=DILATE,
+                 feather=FEATHER)
+    assert out.get_dimensions() == (240, 240) and out.get_frame_count() == FRAMES

@@ -76,3 +76,12 @@ def test_spacing_names_what_it_expects():
     with pytest.raises(ValueError, match=r"generated has 30 frames; .* \(58 from an interpolator run on them with "
                                          r"multiplier 3, or 60\)"):
         source_rate.spacing(timeline, 20, 30)
+
+
+def test_a_part_has_the_source_frames_of_its_sampled_frames():
+    """parts.cut_part: sampled frames start..end-1 are source frames start*step.. (the last part to the clip's end)."""
+    frames = torch.arange(59, dtype=torch.uint8)[:, None, None, None].expand(59, 2, 2, 3)
+    timeline = source_rate.SourceTimeline(TensorSource(frames), TensorSource(frames[..., 0]), 3, 30)
+    first, last = timeline.part(0, 9, last=False), timeline.part(8, 20, last=True)
+    assert len(first) == 27 and int(first.frames.read(26, 27)[0, 0, 0, 0]) == 26
+    assert len(last) == 59 - 24 and int(last.frames.read(0, 1)[0, 0, 0, 0]) == 24

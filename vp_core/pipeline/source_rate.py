@@ -134,5 +134,7 @@ def _frames(frames, hole, generated: Chunks, space: int, step: int, dilate: int,
         done = end
         prev, a = a, b
         b = next(gen, None) if a is not None else None
+        if b is not None:  # prev is needed only past the last generated frame: two generated frames in memory
+            prev = None
     if a is not None:  # the clip ended before the generated frames did
         raise ValueError(f"generated has more frames than the clip's {n} source frames need (one every {space})")

@@ -7,7 +7,9 @@ Video) with the tiny demo weights and 1 step per window. The server's RSS (its w
 
 Reported: peak RSS per length, the idle server's RSS, peak above idle, the ratio long/short (target <= 1.10), MB
 of peak per minute of input, and the time per frame spent decoding the input and encoding the output (from the
-server log's ``streamed video`` line, written by ``vp_core.pipeline.video_out``).
+server log's ``streamed video`` line, written by ``vp_core.pipeline.video_out``), the frames written (with the
+encoder's default ``output_rate`` ``source``: every source frame, interpolated between the sampled ones) and the
+whole run's wall time per source frame.
 
 ``python bench/bench_streaming.py [--quick] [--seconds 30,120] [--codec h264|ffv1]``
 (``--quick``: 6 s and 18 s.) Check ``free -g`` first: the clips need ~200 MB of disk per minute (H.264).
@@ -118,11 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     ratio = long["peak_rss_mib"] / short["peak_rss_mib"]
     minutes = (long["seconds"] - short["seconds"]) / 60
     per_minute = (long["peak_rss_mib"] - short["peak_rss_mib"]) / minutes
-    rows = [[f"{r['seconds']} s ({r['source_frames']} frames)", f"{r['idle_rss_mib']:.0f}", f"{r['peak_rss_mib']:.0f}",
-             f"{r['above_idle_mib']:.0f}", f"{r['decode_ms_per_source_frame']:.2f}", f"{r['encode_ms_per_output_frame']:.1f}",
+    rows = [[f"{r['seconds']} s ({r['source_frames']} frames)", f"{r['output_frames']}", f"{r['idle_rss_mib']:.0f}",
+             f"{r['peak_rss_mib']:.0f}", f"{r['above_idle_mib']:.0f}", f"{r['decode_ms_per_source_frame']:.2f}",
+             f"{r['encode_ms_per_output_frame']:.1f}", f"{1000 * r['wall_s'] / r['source_frames']:.0f}",
              f"{r['wall_s']:.0f}"] for r in runs]
-    print(common.table(["clip (1080p30)", "idle MiB", "peak MiB", "above idle", "decode ms/src frame",
-                        "encode ms/out frame", "wall s"], rows))
+    print(common.table(["clip (1080p30)", "frames out", "idle MiB", "peak MiB", "above idle", "decode ms/src frame",
+                        "encode ms/out frame", "wall ms/src frame", "wall s"], rows))
     print(f"long/short peak {ratio:.3f} (target <= {TARGET_RATIO}); peak growth {per_minute:.0f} MiB per minute of input; "
           f"short clip above idle {short['above_idle_mib'] / 1024:.2f} GiB (target < {TARGET_ABOVE_IDLE_GB})")
     common.write_json("streaming", {

@@ -54,6 +54,7 @@ run "2 vs diffusers" "$PY" bench/bench_vs_diffusers.py "${QUICK[@]}"
 run "3 memory" "$PY" bench/bench_memory.py "${QUICK[@]}"
 run "6 streaming host memory (1080p30, real server)" "$PY" bench/bench_streaming.py "${QUICK[@]}"
 run "7 batch throughput" "$PY" bench/bench_batch.py "${QUICK[@]}"
+run "8 source-rate interpolation (1080p)" "$PY" bench/bench_interpolate.py "${QUICK[@]}"
 if [ $GPU = 1 ]; then
   run "1 branch overhead (GPU)" "$PY" bench/bench_branch_overhead.py --gpu
   run "2 vs diffusers (GPU)" "$PY" bench/bench_vs_diffusers.py --gpu

@@ -6,7 +6,7 @@ import logging
 import torch
 from comfy_api.v0_0_2 import io
 
-from ..vp_core.pipeline import clip_inputs, crop, preprocess
+from ..vp_core.pipeline import clip_inputs, crop, preprocess, source_rate
 
 from ..vp_core.video import video_io
 from . import first_frame_source
@@ -85,7 +85,8 @@ class VideoPainterEncode(io.ComfyNode):
                              tooltip="Source frames dropped before frame-rate sampling starts (like VideoHelperSuite's "
                                      "skip_first_frames). Give the first-frame node the same value."),
                 io.Int.Input("frame_load_cap", default=0, min=0, max=10_000_000, optional=True,
-                             tooltip="At most this many frames after sampling (0 = all), like VideoHelperSuite's frame_load_cap."),
+                             tooltip="At most this many frames after sampling (0 = all), like VideoHelperSuite's "
+                                     "frame_load_cap (output_rate source: cap x step source frames are written)."),
                 io.Combo.Input("mask_channel", options=list(video_io.MASK_CHANNELS), default="red", optional=True,
                                tooltip="Channel of a mask VIDEO that holds the mask (as core's Image To Mask)."),
                 io.Combo.Input("crop_mode", options=list(crop.CROP_MODES), default=crop.FULL_FRAME, optional=True,
@@ -100,6 +101,12 @@ class VideoPainterEncode(io.ComfyNode):
                              tooltip="Crop mode: source pixels of context added on each side of the hole."),
                 io.Int.Input("follow_smoothing", default=9, min=1, max=1001, optional=True,
                              tooltip="crop follow: frames of the moving average that smooths the box's track."),
+                io.Combo.Input("output_rate", options=list(source_rate.OUTPUT_RATES), default="source", optional=True,
+                               tooltip="What 'VideoPainter Composite Video' writes. source: every source frame (after "
+                                       "skip / cap) at the source's rate, timing and audio; the model still makes the "
+                                       "sampled frames and the hole of the frames in between is filled by optical-flow "
+                                       "interpolation of the generated frames (the background stays the source's bytes). "
+                                       "sampled: only the sampled frames, at the sampled rate (the reference's output)."),
             ],
             outputs=[
                 INPAINT.Output("inpaint"),
@@ -125,10 +132,10 @@ class VideoPainterEncode(io.ComfyNode):
                 dilate: int, threshold: float, first_frame_gt: bool, first_frame=None, fps_rule: str = "reference",
                 skip_first_frames: int = 0, frame_load_cap: int = 0, mask_channel: str = "red",
                 crop_mode: str = crop.FULL_FRAME, context_factor: float = 1.5, context_pixels: int = 32,
-                follow_smoothing: int = 9) -> io.NodeOutput:
+                follow_smoothing: int = 9, output_rate: str = "source") -> io.NodeOutput:
         first_frame_source.check(cls)
         settings = clip_inputs.ClipSettings(source_fps, target_fps, skip_first_frames, frame_load_cap, mask_channel,
-                                            threshold, fps_rule)
+                                            threshold, fps_rule, output_rate)
         job = clip_inputs.prepare(video, mask, first_frame, settings, width=width, height=height, dilate_size=dilate,
                                   first_frame_gt=first_frame_gt, resize_mode=resize_mode,
                                   crop=clip_inputs.CropSettings(crop_mode, context_factor, context_pixels, follow_smoothing))

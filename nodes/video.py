@@ -2,16 +2,21 @@
 frame of a VIDEO as an IMAGE (first frame for an image inpainter) without decoding the rest."""
 from __future__ import annotations
 
+import logging
+
 import comfy.model_management
 import comfy.utils
+import torch
 from comfy_api.v0_0_2 import io
 
-from ..vp_core.pipeline import clip_inputs, video_out, windows
+from ..vp_core.pipeline import clip_inputs, source_rate, video_out, windows
 
 from ..vp_core.video import video_io
 from . import first_frame_source
 from .memory import DECODE_REMEDY, call_releasing_memory
 from .types import INPAINT, VAE
+
+log = logging.getLogger(__name__)
 
 
 def _progress(total: int):
@@ -66,10 +71,12 @@ class VideoPainterDecodeVideo(io.ComfyNode):
 
 
 class VideoPainterCompositeVideo(io.ComfyNode):
-    """Pastes the original pixels outside the (dilated, feathered) hole over a generated VIDEO, frame chunk by frame
-    chunk while it is saved: the originals are read again from the source at its resolution for just the frames
-    being written. Keeps the source's audio. NaN in generated frames never reaches the background (an error when
-    it is inside the hole)."""
+    """Pastes the original pixels outside the (dilated, feathered) hole over the generated frames, frame by frame
+    while it is saved: the originals are read again from the source at its resolution for just the frames being
+    written. Keeps the source's audio. NaN in generated frames never reaches the background (an error when it is
+    inside the hole). With the encoder's output_rate 'source' (default) it writes every source frame at the source's
+    rate: the hole of the frames between two sampled ones is interpolated from the generated frames (optical flow),
+    or taken from generated frames at the source rate (e.g. an IMAGE batch from a RIFE / FILM node)."""
 
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -80,7 +87,13 @@ class VideoPainterCompositeVideo(io.ComfyNode):
             description=cls.__doc__,
             inputs=[
                 INPAINT.Input("inpaint", tooltip="The encoder's output: where the original frames and holes are read from."),
-                io.Video.Input("generated", tooltip="Decoded frames ('VideoPainter Decode to Video')."),
+                io.MultiType.Input(
+                    io.Video.Input("generated", tooltip="Decoded frames: a VIDEO ('VideoPainter Decode to Video') or an "
+                                                        "IMAGE batch, at the sampled rate (the hole of the source frames "
+                                                        "in between is interpolated here by optical flow) or at the "
+                                                        "source rate (e.g. a RIFE / FILM node's output with multiplier = "
+                                                        "the encoder's frame step: used as it is)."),
+                    types=[io.Image]),
                 io.Int.Input("dilate", default=16, min=0, max=256, tooltip="Grow the pasted region by this many pixels."),
                 io.Int.Input("feather", default=8, min=0, max=256, tooltip="Blur radius of the seam in pixels."),
                 CODEC,
@@ -90,17 +103,44 @@ class VideoPainterCompositeVideo(io.ComfyNode):
 
     @classmethod
     def execute(cls, inpaint, generated, dilate: int, feather: int, codec: str = "h264") -> io.NodeOutput:
-        chunks, frames, _, _ = video_out.video_chunks(generated)
+        chunks, frames = _generated_chunks(generated)
+        timeline = inpaint.source
+        if timeline is not None:
+            space = source_rate.spacing(timeline, inpaint.frame_count, frames)
+            h, w = video_io.frame_size(timeline.frames)
+            log.info("composite: output at the source rate: %d frames at %.6g fps, %s", len(timeline),
+                     float(timeline.fps), f"{frames} generated frames at the sampled rate (step {space}), the hole "
+                     f"of the {len(timeline) - frames} frames in between interpolated by optical flow" if space > 1
+                     else f"{frames} generated frames at the source rate, used as they are")
+            video = video_out.StreamedVideo(
+                source_rate.composited_chunks(timeline, chunks, space, dilate, feather, crop=inpaint.crop), w, h,
+                len(timeline),
+                timeline.fps, codec, inpaint.audio, progress=_progress,
+                guard=_guard("decoding, interpolating and compositing", DECODE_REMEDY))
+            return io.NodeOutput(video)
         if frames != inpaint.frame_count:
             raise ValueError(
                 f"generated has {frames} frames but original has {inpaint.frame_count}: use the encoder of this clip "
                 "for 'inpaint' and window_mode 'fixed' (same frame count in and out)"
             )
         h, w = video_io.frame_size(inpaint.frames)
+        log.info("composite: output at the sampled rate: %d frames at %.6g fps (the encoder's output_rate is "
+                 "'sampled', or its input had no frame rate)", frames, inpaint.fps)
         video = video_out.StreamedVideo(
             video_out.composited_chunks(inpaint, chunks, dilate, feather), w, h, frames, inpaint.fps, codec, inpaint.audio,
             progress=_progress, guard=_guard("decoding and compositing", DECODE_REMEDY))
         return io.NodeOutput(video)
+
+
+def _generated_chunks(generated) -> tuple[video_out.Chunks, int]:
+    """The generated frames as chunks, from a VIDEO (read as it is written) or an IMAGE batch."""
+    if isinstance(generated, torch.Tensor):
+        if generated.ndim != 4 or generated.shape[-1] != 3:
+            raise ValueError(f"generated: expected a VIDEO or an IMAGE batch [frames, height, width, 3]; got shape "
+                             f"{tuple(generated.shape)}")
+        return (lambda: iter([generated])), generated.shape[0]
+    chunks, frames, _, _ = video_out.video_chunks(generated)
+    return chunks, frames
 
 
 class VideoPainterVideoFrame(io.ComfyNode):

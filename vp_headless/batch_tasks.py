@@ -141,6 +141,9 @@ class EditPairsTask:
         if has_node(prompt, "first_frame_prompt"):
             sets["first_frame_prompt.value"] = pair["Edited_image_caption"]
         prompt = cc.apply_overrides(prompt, sets)
+        for node in prompt.values():  # the pair is the sampled clip (the reference's), whatever the encoder's default
+            if node.get("class_type") == "VideoPainterEncode":
+                node["inputs"].setdefault("output_rate", "sampled")
         first_frames = self.options.get("first_frames")
         if first_frames:
             image = Path(first_frames) / f"{job.id}.png"

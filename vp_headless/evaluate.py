@@ -170,6 +170,9 @@ def build_prompt(row: dict, cfg: EvalConfig, video_name: str, mask_name: str,
         if node.get("class_type") == "VideoPainterFirstFrame":
             node["inputs"]["dilate"] = cfg.dilate
     enc["target_fps"] = float(clip_fps)
+    # The paper's numbers are on the sampled frames: the encoder's output_rate (default 'source', an optional input
+    # saved workflows may not list) stays 'sampled' unless the workflow or --set says otherwise.
+    enc.setdefault("output_rate", "sampled")
     # The sampler's replace_gt (issue #15) is an optional input that saved workflows may not list: always set it.
     prompt[_node_of_class(prompt, "VideoPainterSampler")]["inputs"]["replace_gt"] = cfg.replace_gt
     result = cc.find_node(prompt, cfg.result_node) if cfg.result_node else _decoder(prompt)

@@ -44,6 +44,7 @@ def prompt() -> dict:
         **cc.demo_sets(INPAINT), "sampler.steps": 1, "video.file": "vp_stream540.mkv", "mask.file": "vp_stream540_mask.mkv",
         "decode.codec": "ffv1", "composite.codec": "ffv1", "save.filename_prefix": "videopainter/stream540"})
     assert p["14"]["inputs"]["video"] == ["9", 0] and p["20"]["inputs"]["video"] == ["18", 0]  # VIDEO in, VIDEO out
+    p["14"]["inputs"]["output_rate"] = "sampled"  # compared with the IMAGE path, which has the sampled frames
     return p
 
 

@@ -76,6 +76,7 @@ def main() -> None:
     out.save_to(a.out)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"peak_rss": peak, "after_load_rss": base, "frames": job.frame_count,
+                      "output_frames": out.get_frame_count(), "output_fps": float(out.get_frame_rate()),
                       "streamed": job.streamed, "torch_threads": torch.get_num_threads()}))
 
 

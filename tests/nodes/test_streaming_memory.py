@@ -1,6 +1,7 @@
 """The streaming path does not hold the clip: the same chain on a 540p clip 4x longer peaks at the same host
-memory (each length in a fresh process; ru_maxrss). Holding the sampled clip as float32 (what the IMAGE path
-does) would add about 6 MB per sampled 540p frame: ~370 MB between these lengths, far above the bound."""
+memory (each length in a fresh process; ru_maxrss), with the output at the source rate (every source frame).
+Holding the sampled clip as float32 (what the IMAGE path does) would add about 6 MB per sampled 540p frame:
+~370 MB between these lengths, far above the bound."""
 from __future__ import annotations
 
 import json
@@ -30,6 +31,8 @@ def probe(tmp: Path, frames: int, *extra: str) -> dict:
 def test_peak_memory_is_flat_in_clip_length(tmp_path):
     short, long = probe(tmp_path, SHORT), probe(tmp_path, LONG)
     assert short["streamed"] and (short["frames"], long["frames"]) == (20, 80)
+    # the encoder's default output_rate 'source': every source frame is written (interpolated between sampled ones)
+    assert (short["output_frames"], long["output_frames"], long["output_fps"]) == (SHORT, LONG, FPS)
     ratio = long["peak_rss"] / short["peak_rss"]
     report = f"peak RSS {short['peak_rss'] / 2**20:.0f} MB -> {long['peak_rss'] / 2**20:.0f} MB (x{ratio:.3f})"
     print(report)

@@ -61,7 +61,7 @@ class FileVideo:
 
 def _chain(loaded, model, vid, msk, tmp_path, codec="ffv1"):
     job, frames, hole, fps, _info = run(encode.VideoPainterEncode, video=vid, mask=msk, width=80, height=96, source_fps=0.0
-                                 if not isinstance(vid, torch.Tensor) else float(FPS), target_fps=8.0, dilate=5)
+                                 if not isinstance(vid, torch.Tensor) else float(FPS), target_fps=8.0, dilate=5, output_rate="sampled")
     latent, _ = run(sampler.VideoPainterSampler, model=model, vae=loaded.vae, inpaint=job, positive=loaded.positive,
                     negative=loaded.negative, seed=7, steps=1, window_frames=17, overlap_frames=1, window_mode="fixed")
     return job, frames, hole, fps, latent

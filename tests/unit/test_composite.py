@@ -63,10 +63,10 @@ def test_the_oracle_sees_a_box_too_small():
     g = torch.Generator().manual_seed(1)
     original, generated = torch.rand(1, 90, 120, 3, generator=g), torch.rand(1, 24, 32, 3, generator=g)
     mask = holes("middle", 1, 90, 120)
-    reach = composite._reach
+    reach = composite.reach
     try:
-        composite._reach = lambda hole, margin: reach(hole, 0)
+        composite.reach = lambda hole, margin: reach(hole, 0)
         cut = composite.paste(original, generated, mask, 16, 8)
     finally:
-        composite._reach = reach
+        composite.reach = reach
     assert not torch.allclose(cut, whole_frame_paste(original, generated, mask, 16, 8), atol=1e-3)

@@ -24,6 +24,7 @@ def test_build_prompt_sets_the_row_and_saves_the_decoded_frames(replace_gt):
     assert by_title["prompt"]["inputs"]["value"] == "a red car." and by_title["seed"]["inputs"]["value"] == 7
     enc = by_title["encode"]["inputs"]
     assert enc["dilate"] == 16 and enc["target_fps"] == 8.0
+    assert enc["output_rate"] == "sampled"  # the paper's numbers are on the sampled frames
     assert by_title["sampler"]["inputs"]["replace_gt"] is replace_gt
     assert not [n for n in prompt.values() if n["class_type"] == "SaveVideo"]
     save = prompt["vp_eval_save"]

@@ -3,16 +3,18 @@ batches already in memory, in any combination. One call, ``prepare``, returns th
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from fractions import Fraction
 
 import torch
 from torch import Tensor
 
 from . import crop as crop_geometry
 from . import masks as mask_checks
-from . import preprocess
+from . import preprocess, source_rate
 from ..video import video_io
-from ..video.video_io import MASK_CHANNELS, FileSource, FrameSource, TensorSource, VideoInfo, mask_reader, probe
+from ..video.video_io import (MASK_CHANNELS, FileSource, FrameSource, TensorSource, VideoInfo, mask_reader, probe,
+                              slice_frames)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,7 @@ class ClipSettings:
     mask_channel: str = "red"
     threshold: float = 0.5
     fps_rule: str = "reference"  # preprocess.frame_step's rule
+    output_rate: str = "source"  # source_rate.OUTPUT_RATES: every source frame (source) or the sampled ones
 
 
 @dataclass
@@ -100,7 +103,12 @@ def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: 
     if crop.mode != crop_geometry.FULL_FRAME and resize_mode != "stretch":
         log.warning("encode: resize_mode %r does not apply in crop_mode %r (the box already has the working aspect; "
                     "it applies where crop mode falls back to the whole frame)", resize_mode, crop.mode)
+    if s.output_rate not in source_rate.OUTPUT_RATES:
+        raise ValueError(f"output_rate: expected one of {', '.join(source_rate.OUTPUT_RATES)}; got {s.output_rate!r}")
     if not is_video(video) and not is_video(mask) and crop.mode == crop_geometry.FULL_FRAME:
+        if s.output_rate == "source":
+            log.info("encode: output_rate 'source' needs a VIDEO input (or a mask VIDEO); with two batches in memory "
+                     "the output has the sampled frames")
         step = preprocess.frame_step(s.source_fps, s.target_fps, s.fps_rule)
         frames, masks = video, mask
         if s.skip_first_frames or s.frame_load_cap:
@@ -122,6 +130,7 @@ def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: 
         frames: FrameSource = FileSource(video.get_stream_source(), step, s.skip_first_frames, s.frame_load_cap,
                                          trim, "video", info=info)
         source_frames = frames.info.frames
+        every = FileSource(video.get_stream_source(), 1, s.skip_first_frames, 0, trim, "video", info=info)
     else:
         if video.ndim != 4 or video.shape[-1] != 3:
             raise ValueError(f"video: expected an IMAGE batch [frames, height, width, 3]; got shape {tuple(video.shape)}")
@@ -130,10 +139,12 @@ def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: 
         step = preprocess.logged_frame_step(fps, s.target_fps, s.fps_rule)
         frames = TensorSource(_sample(video, step, s), preprocess.to_uint8)
         source_frames = video.shape[0]
+        every = TensorSource(video[s.skip_first_frames:], preprocess.to_uint8)
     if is_video(mask):
         if s.mask_channel not in MASK_CHANNELS:
             raise ValueError(f"mask_channel: expected one of {', '.join(MASK_CHANNELS)}; got {s.mask_channel!r}")
         hole: FrameSource = _open(mask, step, s, "mask", post=mask_reader(s.mask_channel, s.threshold))
+        every_hole = _open(mask, 1, replace(s, frame_load_cap=0), "mask", post=mask_reader(s.mask_channel, s.threshold))
     else:
         m = _mask_batch(mask)
         preprocess.check_finite("mask", m)
@@ -142,7 +153,10 @@ def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: 
                 f"mask has {m.shape[0]} frames but video has {source_frames}: give one mask per frame or a single mask"
             )
         sampled = _sample(m, step, s) if m.shape[0] > 1 else m
-        hole = TensorSource(sampled, lambda x: ((x > s.threshold).to(torch.uint8) * 255).contiguous(), count=len(frames))
+        binary = lambda x: ((x > s.threshold).to(torch.uint8) * 255).contiguous()  # noqa: E731
+        hole = TensorSource(sampled, binary, count=len(frames))
+        every_hole = TensorSource(m[s.skip_first_frames:] if m.shape[0] > 1 else m, binary,
+                                  count=max(source_frames - s.skip_first_frames, 0))
     audio = None
     if is_video(video) and frames.info.has_audio:
         audio = preprocess.AudioRef(video.get_stream_source(), frames.start_seconds)
@@ -155,7 +169,9 @@ def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: 
     _log_report(scan, s.threshold)
     plan = crop_geometry.plan_crop(scan, (height, width), crop.mode, crop.context_factor, crop.context_pixels,
                                    pad=dilate_size, smooth_frames=crop.smooth_frames)
-    job = preprocess.prepare_stream(frames, hole, first_frame, fps=out_fps, audio=audio, crop=plan, **common)
+    source = _source_timeline(every, every_hole, len(frames), step, fps, s) if s.output_rate == "source" else None
+    job = preprocess.prepare_stream(frames, hole, first_frame, fps=out_fps, audio=audio, crop=plan, source=source,
+                                    **common)
     job.info = geometry_info(job, s, scan, crop.mode)
     log.info("encode: %s", job.info)
     return job
@@ -184,3 +200,19 @@ def geometry_info(job: preprocess.InpaintInput, s: ClipSettings, scan: mask_chec
         text += (f"; the hole (largest {biggest[3] - biggest[2]}x{biggest[1] - biggest[0]} px) gets about "
                  f"{(biggest[3] - biggest[2]) * scale:.0f}x{(biggest[1] - biggest[0]) * scale:.0f} model px")
     return f"{text}; {len(job.frames)} frames at {job.fps:.6g} fps"
+
+
+def _source_timeline(every: FrameSource, every_hole: FrameSource, sampled: int, step: int, fps: float,
+                     s: ClipSettings) -> source_rate.SourceTimeline | None:
+    """The source frames of the sampled ones (from the first sampled frame, ``step`` per sampled frame, to the
+    clip's end at most), for output at the source rate; None (sampled output, logged) when the rate is unknown."""
+    if fps <= 0:
+        log.info("encode: output_rate 'source' needs the source's frame rate (an IMAGE batch with source_fps 0 has "
+                 "none): the output has the sampled frames")
+        return None
+    n = source_rate.source_count(sampled, step, min(len(every), len(every_hole)))
+    rate = Fraction(fps).limit_denominator(1001)
+    log.info("encode: output_rate 'source': %d source frames at %.6g fps (%d sampled frames go through the model; "
+             "the %d in between get motion-compensated interpolation of the generated frames)", n, float(rate),
+             sampled, n - sampled)
+    return source_rate.SourceTimeline(slice_frames(every, 0, n), slice_frames(every_hole, 0, n), step, rate)

@@ -19,16 +19,21 @@ def resize_frames(frames: Tensor, size: tuple[int, int]) -> Tensor:
                          antialias=shrink).movedim(1, -1).clamp(0, 1)
 
 
-def place(generated: Tensor, original: Tensor, crop: CropPlan | None, first_index: int = 0) -> Tensor:
-    """Generated frames ``first_index..`` (``[n, h, w, 3]`` at the working size, [0, 1]) placed into SOURCE
-    coordinates over ``original`` (``[n, H, W, 3]``): the one place that decides where a generated frame lies in
-    the source frame (the composite and the source-rate interpolation both start from it).
+def place(generated: Tensor, original: Tensor, crop: CropPlan | None = None, first_index: int = 0) -> Tensor:
+    """Generated frames ``first_index..`` (``[n, h, w, 3]``, [0, 1]) placed into SOURCE coordinates
+    ``[n, H, W, 3]``: the one place that decides where a generated frame lies in the source frame. The composite
+    (``paste``), the source-rate interpolation (``source_rate``) and the IMAGE composite node all start from it.
 
-    Full frame (``crop`` None): the generated frame is returned as it is (``paste`` resizes it to the source).
-    Crop mode: frame k's generated box is resized to the box size (bicubic) and put at the box's position in a copy
-    of the original frame, so everything outside the box is the original's."""
+    Full frame (``crop`` None): the whole generated frame, bicubic-resized to the source size (``original`` only
+    gives the size). Crop mode: frame k's generated box is resized to the box size (bicubic) and put at the box's
+    position in a copy of ``original`` (the source frames of the same times), so everything outside the box is the
+    original's."""
     if crop is None:
-        return generated
+        height, width = original.shape[1:3]
+        if generated.shape[1:3] == (height, width):
+            return generated
+        return F.interpolate(generated.movedim(-1, 1), size=(height, width), mode="bicubic",
+                             align_corners=False).movedim(1, -1).clamp(0, 1)
     if tuple(original.shape[1:3]) != tuple(crop.source):
         raise ValueError(f"original is {tuple(original.shape[1:3])} (HxW) but the crop box was planned on "
                          f"{tuple(crop.source)}: give the frames of the clip that was encoded")
@@ -56,11 +61,9 @@ def paste(original: Tensor, generated: Tensor, mask: Tensor, dilate: int = 16, f
         )
     if mask.shape[0] not in (1, t) or mask.shape[1:] != original.shape[1:3]:
         raise ValueError(f"mask is {tuple(mask.shape)}; expected [{t} or 1, {original.shape[1]}, {original.shape[2]}]")
-    h, w = original.shape[1:3]
-    if generated.shape[1:3] != (h, w):
-        generated = F.interpolate(generated.movedim(-1, 1), size=(h, w), mode="bicubic", align_corners=False).movedim(1, -1).clamp(0, 1)
+    generated = place(generated, original)
     hole = mask > 0.5
-    box = _reach(hole.any(0), dilate + 2 * feather)
+    box = reach(hole.any(0), dilate + 2 * feather)
     if box is None:  # no hole: nothing is pasted
         return original.clone()
     # Only the hole's surroundings can change: the dilated, feathered mask is 0 farther than dilate + feather from
@@ -89,7 +92,7 @@ def paste(original: Tensor, generated: Tensor, mask: Tensor, dilate: int = 16, f
     return out
 
 
-def _reach(hole: Tensor, margin: int) -> tuple[int, int, int, int] | None:
+def reach(hole: Tensor, margin: int) -> tuple[int, int, int, int] | None:
     """Rows ``y0:y1`` and columns ``x0:x1`` of the box around ``hole`` ``[H, W]`` grown by ``margin`` (clipped to
     the frame); None when there is no hole."""
     rows, cols = torch.nonzero(hole.any(1)).flatten(), torch.nonzero(hole.any(0)).flatten()

@@ -69,8 +69,9 @@ def cut_part(job: InpaintInput, window_frames: int, overlap_frames: int, mode: s
     audio = job.audio
     if audio is not None and job.fps > 0:
         audio = AudioRef(audio.source, audio.start + start / job.fps)
+    source = job.source.part(start, end, last=end == job.frame_count) if job.source is not None else None
     out = replace(job, pipeline=pipe, frames=slice_frames(job.frames, start, end), hole=slice_frames(job.hole, start, end),
-                  audio=audio, window_settings=(window_frames, overlap_frames, mode),
+                  audio=audio, window_settings=(window_frames, overlap_frames, mode), source=source,
                   crop=job.crop.slice(start, end) if job.crop is not None else None)
     text = (f"part {part} of {n} (0-based): sampled frames {start}..{end - 1} ({end - start} frames), windows "
             f"{first}..{last - 1} of {len(plan.windows)}; " + ("first part" if part == 0 else

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 import numpy as np
@@ -251,6 +251,8 @@ class InpaintInput:
     window_settings: tuple | None = None  # (window_frames, overlap_frames, mode) a part was cut for (vp_core.pipeline.parts)
     crop: CropPlan | None = None  # crop mode: the model's box per frame; ``frames``/``hole`` stay at source size
     info: str = ""  # the encoder's geometry line (model pixels per source pixel)
+    # every source frame, for output at the source rate: a source_rate.SourceTimeline (which imports this module)
+    source: object | None = None
 
     @property
     def frame_count(self) -> int:
@@ -501,7 +503,7 @@ def pipeline_masks(hole: FrameSource, dilate_size: int, first_frame_gt: bool) ->
 def prepare_stream(
     video: FrameSource, hole: FrameSource, first_frame: Tensor | None, *, width: int, height: int, fps: float,
     dilate_size: int = 32, first_frame_gt: bool = True, resize_mode: str = "stretch",
-    audio: AudioRef | None = None, crop: CropPlan | None = None,
+    audio: AudioRef | None = None, crop: CropPlan | None = None, source=None,
 ) -> InpaintInput:
     """``prepare_inpaint`` for frames read window by window: ``video`` (uint8 RGB) and ``hole`` (binary uint8, 255 =
     hole) are sampled sources of the same length; nothing but the first frame is read here.
@@ -544,6 +546,10 @@ def prepare_stream(
         geometry = frame_geometry(video.height, video.width, width=width, height=height, resize_mode=resize_mode)
         if geometry.crops:
             video, hole = (Mapped(src, lambda x, _s: geometry.apply(x).contiguous(), *geometry.size) for src in (video, hole))
+            if source is not None:  # the source-rate frames get the same crop
+                source = replace(source, frames=Mapped(source.frames, lambda x, _s: geometry.apply(x).contiguous(),
+                                                       *geometry.size),
+                                 hole=Mapped(source.hole, lambda x, _s: geometry.apply(x).contiguous(), *geometry.size))
         source_video, source_hole = video, hole
     ff = geometry.first_frame(first_frame)
     if ff is None:  # as first_frame_inputs: frame 0 is a hole like the others, no I2V image, first_frame_gt void
@@ -553,4 +559,5 @@ def prepare_stream(
         pipeline_masks(hole.reopen(), dilate_size, first_frame_gt and ff is not None),
         ff,
     )
-    return InpaintInput(pipe, source_video.reopen(), source_hole.reopen(), height, width, fps, audio, crop=crop)
+    return InpaintInput(pipe, source_video.reopen(), source_hole.reopen(), height, width, fps, audio, crop=crop,
+                        source=source)

@@ -91,9 +91,13 @@ def outside_dilated_hole(m: np.ndarray) -> np.ndarray:
     return ~(grown > 0).numpy()
 
 
-def test_every_source_frame_at_the_source_rate_with_the_exact_background(loaded, files, tmp_path):
+@pytest.mark.parametrize("crop_mode", ["full frame", "crop follow"])
+def test_every_source_frame_at_the_source_rate_with_the_exact_background(loaded, files, tmp_path, crop_mode):
+    """Also in crop mode: the generated boxes are placed where the encoder cut them before the in-between frames are
+    interpolated (composite.place), and every frame keeps the source's bytes outside its own dilated hole."""
     v, m, _, _ = files
-    job, latent = encode_and_sample(loaded, files)
+    job, latent = encode_and_sample(loaded, files, crop_mode=crop_mode, context_pixels=8)
+    assert (job.crop is not None) == (crop_mode != "full frame")
     assert job.frame_count == 20 and job.fps == 10.0 and len(job.source) == FRAMES
     (gen,) = run(video.VideoPainterDecodeVideo, vae=loaded.vae, latent=latent, codec="ffv1")
     (out,) = run(video.VideoPainterCompositeVideo, inpaint=job, generated=gen, dilate=DILATE, feather=FEATHER, codec="ffv1")
@@ -150,3 +154,25 @@ def test_center_crop_crops_every_source_frame_like_the_sampled_ones(files):
     (out,) = run(video.VideoPainterCompositeVideo, inpaint=job, generated=torch.zeros(20, 96, 96, 3), dilate=DILATE,
                  feather=FEATHER)
     assert out.get_dimensions() == (240, 240) and out.get_frame_count() == FRAMES
+
+
+def test_frames_at_the_source_rate_in_crop_mode_need_a_box_that_does_not_move(files):
+    """An interpolator's frames between two sampled frames have no box of their own: with 'crop fixed' they take
+    the clip's one box; with 'crop follow', whose box moves with the object, they are refused, naming the remedy."""
+    v, m, vpath, mpath = files
+    levels = torch.arange(58, dtype=torch.float32) * 4 / 255.0
+    images = levels[:, None, None, None].expand(58, 96, 80, 3).clone()
+    fixed, *_ = run(encode.VideoPainterEncode, video=FileVideo(vpath), mask=FileVideo(mpath), width=80, height=96,
+                    source_fps=0.0, target_fps=8.0, dilate=ENC_DILATE, crop_mode="crop fixed", context_pixels=8)
+    (out,) = run(video.VideoPainterCompositeVideo, inpaint=fixed, generated=images, dilate=DILATE, feather=FEATHER,
+                 codec="ffv1")
+    frames = out.get_components().images
+    for t in (0, 1, 30, 57):
+        y, x = 60 + t + 24, 40 + 3 * t + 30
+        assert round(float(frames[t, y, x, 0]) * 255) == 4 * t, t
+    follow, *_ = run(encode.VideoPainterEncode, video=FileVideo(vpath), mask=FileVideo(mpath), width=80, height=96,
+                     source_fps=0.0, target_fps=8.0, dilate=ENC_DILATE, crop_mode="crop follow", context_pixels=8)
+    (out,) = run(video.VideoPainterCompositeVideo, inpaint=follow, generated=images, dilate=DILATE, feather=FEATHER,
+                 codec="ffv1")
+    with pytest.raises(ValueError, match="the crop box moves between sampled frames"):
+        out.get_components()

@@ -81,6 +81,26 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def missing_input_hints(prompt: dict, node_errors: dict, given: set[str]) -> list[str]:
+    """A hint per file a node could not find in the server's input folder and that no ``--input`` supplied.
+
+    ComfyUI reports such a file as "Invalid video file: NAME" (a loader's own check) or as a value not in the
+    list of files; either way the remedy is ``--input NAME=PATH``, which copies a file there under that name.
+    """
+    hints = []
+    for nid, info in node_errors.items():
+        for err in info.get("errors", []):
+            name = (err.get("extra_info") or {}).get("input_name")
+            value = (prompt.get(nid, {}).get("inputs") or {}).get(name)
+            text = f"{err.get('message', '')} {err.get('details', '')}"
+            about_a_file = "file" in text.lower() or err.get("type") == "value_not_in_list"
+            if isinstance(value, str) and Path(value).suffix and value not in given and about_a_file:
+                hints.append(f"node {nid} ({info.get('class_type', '?')}) input {name!r}: {value!r} is not in the "
+                             f"server's input folder; give the file with --input {value}=PATH "
+                             f"(e.g. --input {value}=my_clip{Path(value).suffix})")
+    return hints
+
+
 def parse_pairs(items: list[str], what: str) -> list[tuple[str, str]]:
     pairs = []
     for item in items:
@@ -157,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         if result.node_errors:
             say("warning (--allow-partial: the outputs that validated ran, these did not): "
                 + cc.format_validation_error({}, result.node_errors))
+            for hint in missing_input_hints(prompt, result.node_errors, {name for name, _ in inputs}):
+                say(f"hint: {hint}")
         if not result.ok:
             if result.error is not None:
                 say(f"error: {result.error}")
@@ -173,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     except cc.PromptValidationError as e:
         progress.done()
         say(f"error: {e}")
+        for hint in missing_input_hints(prompt, e.node_errors, {name for name, _ in inputs}):
+            say(f"hint: {hint}")
         return EXIT_USAGE
     except KeyboardInterrupt:
         progress.done()

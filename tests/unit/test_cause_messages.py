@@ -3,6 +3,7 @@ the demo weights (text embeddings of the wrong size), and a headless run that fo
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -99,3 +100,53 @@ def test_vp_run_prints_the_hint_when_the_server_refuses_the_clip(tmp_path, monke
     assert "Invalid video file: vp_sample.mp4" in err
     assert "hint: node 9 (LoadVideo) input 'file': 'vp_sample.mp4' is not in the server's input folder; give the " \
            "file with --input vp_sample.mp4=PATH" in err
+
+
+# --------------------------------------------------------------------------- the run's log and the pack's warnings
+
+
+def test_run_warnings_collects_the_pack_loggers_warnings_only(tmp_path):
+    from videopainter.vp_core.base import run_warnings
+
+    assert run_warnings.install("vp_test_pack_off", environ={}) is None
+    path = tmp_path / "warnings.log"
+    handler = run_warnings.install("vp_test_pack", environ={run_warnings.ENV: str(path)})
+    try:
+        assert run_warnings.install("vp_test_pack", environ={run_warnings.ENV: str(path)}) is handler  # once
+        logging.getLogger("vp_test_pack.nodes.encode").warning("no first frame: window 0 gets a zero image latent")
+        logging.getLogger("vp_test_pack.nodes.encode").info("not a warning")
+        logging.getLogger("someone_else").warning("the host's line")
+        handler.flush()
+        assert run_warnings.read(path) == [
+            "WARNING vp_test_pack.nodes.encode: no first frame: window 0 gets a zero image latent"]
+    finally:
+        logging.getLogger("vp_test_pack").removeHandler(handler)
+        handler.close()
+
+
+def test_vp_run_keeps_the_server_log_and_prints_the_pack_warnings_last(tmp_path, monkeypatch, capsys):
+    from videopainter.vp_core.base import run_warnings
+
+    workflow = tmp_path / "wf.json"
+    workflow.write_text(json.dumps(PROMPT))
+    seen = {}
+
+    def start_server(base, models_dir=None, env=None, **_k):  # what the host leaves in its base folder
+        seen["base"] = Path(base)
+        (Path(base) / "comfyui.log").write_text("Starting server\nTo see the GUI go to: http://127.0.0.1:1\n")
+        Path(env[run_warnings.ENV]).write_text("WARNING videopainter.nodes.encode: no first frame given\n")
+        return SimpleNamespace(url="http://127.0.0.1:1", process=None, start_seconds=0.1, alive=lambda: True)
+
+    def refuse(*_a, **_k):
+        raise cc.PromptValidationError({"type": "prompt_outputs_failed_validation"}, NODE_ERRORS)
+
+    monkeypatch.setattr(cc, "start_server", start_server)
+    monkeypatch.setattr(cc, "submit", refuse)
+    out = tmp_path / "out"
+    assert run.main([str(workflow), "--output-dir", str(out)]) == run.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert (out / "comfyui.log").read_text().startswith("Starting server")
+    assert not seen["base"].exists()  # the throw-away base folder is gone, the log is not
+    assert f"server log: {out / 'comfyui.log'}" in err
+    assert err.rstrip().endswith("the pack's warnings during this run (1):\n"
+                                 "  WARNING videopainter.nodes.encode: no first frame given")

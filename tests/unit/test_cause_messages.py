@@ -110,17 +110,18 @@ def test_run_warnings_collects_the_pack_loggers_warnings_only(tmp_path):
 
     assert run_warnings.install("vp_test_pack_off", environ={}) is None
     path = tmp_path / "warnings.log"
-    handler = run_warnings.install("vp_test_pack", environ={run_warnings.ENV: str(path)})
+    root = "/tmp/vp_run_x/custom_nodes/videopainter"  # the module name ComfyUI gives the pack: its folder's path
+    handler = run_warnings.install(root, environ={run_warnings.ENV: str(path)})
     try:
-        assert run_warnings.install("vp_test_pack", environ={run_warnings.ENV: str(path)}) is handler  # once
-        logging.getLogger("vp_test_pack.nodes.encode").warning("no first frame: window 0 gets a zero image latent")
-        logging.getLogger("vp_test_pack.nodes.encode").info("not a warning")
+        assert run_warnings.install(root, environ={run_warnings.ENV: str(path)}) is handler  # once
+        logging.getLogger(f"{root}.nodes.encode").warning("no first frame: window 0 gets a zero image latent")
+        logging.getLogger(f"{root}.nodes.encode").info("not a warning")
         logging.getLogger("someone_else").warning("the host's line")
         handler.flush()
         assert run_warnings.read(path) == [
-            "WARNING vp_test_pack.nodes.encode: no first frame: window 0 gets a zero image latent"]
+            "WARNING videopainter.nodes.encode: no first frame: window 0 gets a zero image latent"]
     finally:
-        logging.getLogger("vp_test_pack").removeHandler(handler)
+        logging.getLogger(root).removeHandler(handler)
         handler.close()
 
 

@@ -172,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             say(f"using ComfyUI at {server.url}")
         else:
             tmp_dir = Path(tempfile.mkdtemp(prefix="vp_run_"))
-            say(f"starting the pinned ComfyUI host (models: {args.models_dir.resolve()}; log, kept after the run: "
-                f"{args.output_dir / SERVER_LOG})")
+            say(f"starting the pinned ComfyUI host (models: {args.models_dir.resolve()}; base: {tmp_dir}, removed "
+                f"after the run; its log is kept as {args.output_dir / SERVER_LOG})")
             server = cc.start_server(tmp_dir, models_dir=args.models_dir,
                                      env={run_warnings.ENV: str(tmp_dir / PACK_WARNINGS)})
             say(f"ComfyUI ready at {server.url} in {server.start_seconds:.1f} s")

@@ -1,6 +1,6 @@
 """Open the ComfyUI window of the installed host with this pack, the repository's models/ and the sample clips.
 
-    bash scripts/ui.sh [--port 8188] [--models-dir models] [--base-dir .comfyui/ui] [--cpu]
+    bash scripts/ui.sh [--port 8188] [--models-dir models] [--base-dir output/ui] [--cpu]
 
 Starts ``.comfyui/ComfyUI`` (what ``scripts/quickstart.sh`` installed) on 127.0.0.1 through the headless client's
 ``start_server`` (the same host, pack link and ``extra_model_paths.yaml`` as ``vp_run.py``), with a base folder that
@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                     "a free one when it is taken)")
     ap.add_argument("--models-dir", type=Path, default=REPO / "models",
                     help="model folders (videopainter/, diffusion_models/, vae/, loras/, text_encoders/); default models/")
-    ap.add_argument("--base-dir", type=Path, default=REPO / ".comfyui" / "ui",
+    # not under .comfyui/: quickstart replaces that folder when the pinned host changes, saved workflows included
+    ap.add_argument("--base-dir", type=Path, default=REPO / "output" / "ui",
                     help="the host's base folder (input/, output/, user/ workflows); kept between starts")
     ap.add_argument("--cpu", action="store_true", help="run on the CPU (default: the GPU when torch sees one)")
     args = ap.parse_args(argv)

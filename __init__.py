@@ -5,8 +5,10 @@ Entrypoint only: the nodes live in ``nodes/``, the model and algorithm in ``vp_c
 from comfy_api.v0_0_2 import ComfyExtension, io
 
 from .nodes import NODE_LIST
+from .vp_core.base import run_warnings
 
 WEB_DIRECTORY = "./web"
+run_warnings.install(__name__)  # only under a headless runner that asks for the pack's warnings (VP_WARNINGS_LOG)
 
 
 class VideoPainterExtension(ComfyExtension):

@@ -2,6 +2,7 @@
 # One-command setup and demo. Idempotent: every step is skipped when already done.
 #   bash scripts/quickstart.sh                 # install, then run the example workflow headless into output/
 #   bash scripts/quickstart.sh --install-only  # install only (what .ci/run does)
+#   bash scripts/quickstart.sh --ui           # install, then open the ComfyUI window (scripts/ui.sh)
 #   --with-host-027  also build the second test host (ComfyUI 0.27.0 in .venv-027/ + .comfyui-027/; CI only,
 #                    users never need it; scripts/host027.sh, run its tests with bash scripts/test.sh --host-027)
 # Steps: (1) .venv with python3.11, (2) pinned host + pack requirements, (2b) Chromium for the headless-browser
@@ -13,12 +14,14 @@ set -euo pipefail
 
 INSTALL_ONLY=0
 WITH_HOST_027=0
+UI=0
 for arg in "$@"; do
   case "$arg" in
     --install-only) INSTALL_ONLY=1 ;;
     --with-host-027) WITH_HOST_027=1 ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "quickstart.sh: unknown argument: $arg (use --install-only, --with-host-027 or --help)" >&2; exit 2 ;;
+    --ui) UI=1 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "quickstart.sh: unknown argument: $arg (use --install-only, --ui, --with-host-027 or --help)" >&2; exit 2 ;;
   esac
 done
 
@@ -145,6 +148,11 @@ echo "pack linked: .comfyui/ComfyUI/custom_nodes/videopainter -> $REPO"
 # (4b) the second test host, ComfyUI 0.27.0 (CI only) ----------------------------------------------------------------
 if [[ "$WITH_HOST_027" == 1 ]]; then
   bash scripts/host027.sh
+fi
+
+if [[ "$UI" == 1 ]]; then
+  step "opening the ComfyUI window (scripts/ui.sh)"
+  exec bash scripts/ui.sh
 fi
 
 if [[ "$INSTALL_ONLY" == 1 ]]; then

@@ -3,6 +3,10 @@
     .venv/bin/python scripts/vp_run.py WORKFLOW.json [--input NAME=PATH ...] [--set NODE.INPUT=VALUE ...]
         [--output-dir DIR] [--server URL] [--models-dir DIR] [--allow-partial]
 
+The started host's log is kept as ``<output-dir>/comfyui.log`` and the pack's warnings of the run (e.g. the
+no-first-frame fallback's) are printed at the end; a file missing from the server's input folder gets a
+``--input NAME=PATH`` hint.
+
 Exit codes: 0 success; 1 a node failed (its id, class and message are printed) or the server failed;
 2 bad arguments, a UI-format workflow, or a graph the server refused (validation errors, also when only some
 of its outputs fail: nothing runs unless --allow-partial); 130 Ctrl-C
@@ -22,8 +26,11 @@ from typing import TextIO
 import aiohttp
 
 from . import comfy_client as cc
+from ..vp_core.base import run_warnings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+SERVER_LOG = "comfyui.log"  # the started host's log, copied into --output-dir when the run ends
+PACK_WARNINGS = "pack_warnings.log"
 
 DESCRIPTION = """\
 Run a ComfyUI workflow headless and copy its outputs.
@@ -79,6 +86,26 @@ class ProgressLine:
 
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+def missing_input_hints(prompt: dict, node_errors: dict, given: set[str]) -> list[str]:
+    """A hint per file a node could not find in the server's input folder and that no ``--input`` supplied.
+
+    ComfyUI reports such a file as "Invalid video file: NAME" (a loader's own check) or as a value not in the
+    list of files; either way the remedy is ``--input NAME=PATH``, which copies a file there under that name.
+    """
+    hints = []
+    for nid, info in node_errors.items():
+        for err in info.get("errors", []):
+            name = (err.get("extra_info") or {}).get("input_name")
+            value = (prompt.get(nid, {}).get("inputs") or {}).get(name)
+            text = f"{err.get('message', '')} {err.get('details', '')}"
+            about_a_file = "file" in text.lower() or err.get("type") == "value_not_in_list"
+            if isinstance(value, str) and Path(value).suffix and value not in given and about_a_file:
+                hints.append(f"node {nid} ({info.get('class_type', '?')}) input {name!r}: {value!r} is not in the "
+                             f"server's input folder; give the file with --input {value}=PATH "
+                             f"(e.g. --input {value}=my_clip{Path(value).suffix})")
+    return hints
 
 
 def parse_pairs(items: list[str], what: str) -> list[tuple[str, str]]:
@@ -145,8 +172,10 @@ def main(argv: list[str] | None = None) -> int:
             say(f"using ComfyUI at {server.url}")
         else:
             tmp_dir = Path(tempfile.mkdtemp(prefix="vp_run_"))
-            say(f"starting the pinned ComfyUI host (models: {args.models_dir.resolve()}; log: {tmp_dir}/comfyui.log)")
-            server = cc.start_server(tmp_dir, models_dir=args.models_dir)
+            say(f"starting the pinned ComfyUI host (models: {args.models_dir.resolve()}; base: {tmp_dir}, removed "
+                f"after the run; its log is kept as {args.output_dir / SERVER_LOG})")
+            server = cc.start_server(tmp_dir, models_dir=args.models_dir,
+                                     env={run_warnings.ENV: str(tmp_dir / PACK_WARNINGS)})
             say(f"ComfyUI ready at {server.url} in {server.start_seconds:.1f} s")
         for name, path in inputs:
             cc.upload_input(server, name, path)
@@ -157,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         if result.node_errors:
             say("warning (--allow-partial: the outputs that validated ran, these did not): "
                 + cc.format_validation_error({}, result.node_errors))
+            for hint in missing_input_hints(prompt, result.node_errors, {name for name, _ in inputs}):
+                say(f"hint: {hint}")
         if not result.ok:
             if result.error is not None:
                 say(f"error: {result.error}")
@@ -173,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     except cc.PromptValidationError as e:
         progress.done()
         say(f"error: {e}")
+        for hint in missing_input_hints(prompt, e.node_errors, {name for name, _ in inputs}):
+            say(f"hint: {hint}")
         return EXIT_USAGE
     except KeyboardInterrupt:
         progress.done()
@@ -194,5 +227,24 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None and server.process is not None:
             server.stop()
         if tmp_dir is not None:
+            keep_log_and_report_warnings(tmp_dir, args.output_dir)
             shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def keep_log_and_report_warnings(base_dir: Path, output_dir: Path) -> None:
+    """Copy the started host's log next to the outputs (its base folder is deleted) and print the pack's warnings
+    of this run (``vp_core.base.run_warnings``) last, where they are seen."""
+    log_path = base_dir / "comfyui.log"
+    if log_path.exists():
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+            cc.atomic.copy_file(log_path, output_dir / SERVER_LOG)
+            say(f"server log: {output_dir / SERVER_LOG}")
+        except OSError as e:
+            say(f"warning: could not keep the server log in {output_dir}: {e}")
+    warnings = run_warnings.read(base_dir / PACK_WARNINGS)
+    if warnings:
+        say(f"the pack's warnings during this run ({len(warnings)}):")
+        for line in warnings:
+            say(f"  {line}")
 

@@ -221,7 +221,10 @@ def test_vp_run_starts_its_own_host_and_copies_outputs(tmp_path):
     assert text.startswith("fixed plan: 97 input frames -> 2 window(s)"), text
     assert str(out / "window_plan_1.txt") in r.stdout
     assert "ComfyUI ready at http://127.0.0.1:" in r.stderr
+    assert _vp_run_temp_dirs(r.stderr), r.stderr
     assert not list(Path(p) for p in _vp_run_temp_dirs(r.stderr) if Path(p).exists()), "temp base dir left behind"
+    assert "To see the GUI go to" in (out / "comfyui.log").read_text(), "the host's log is not kept with the outputs"
+    assert f"server log: {out / 'comfyui.log'}" in r.stderr
 
 
 def test_vp_run_sets_file_then_set(server, tmp_path):
@@ -353,7 +356,7 @@ def test_a_client_that_ignores_sigint_still_stops_its_server_cleanly(tmp_path, m
 
 
 def _vp_run_temp_dirs(stderr: str) -> list[str]:
-    return [part.split("/comfyui.log")[0] for part in stderr.split("log: ")[1:]]
+    return [part.split(",")[0] for part in stderr.split("base: ")[1:]]
 
 
 def _wait_history(server: cc.ServerHandle, prompt_id: str, timeout: float = 30) -> dict:

@@ -21,6 +21,7 @@ from ..video import video_io
 from ..base.finite import DECODE_CAUSES, SAMPLER_CAUSES, require_finite
 from .id_state import IDState, check_fits, run_spec
 from ..checkpoints.loaders import DEFAULT_SCHEDULER
+from ..model.config import CogVideoXConfig
 from ..model.id_resample import IDResample
 from ..model.rope import video_rope
 from ..model.transformer import Capture, Injection, token_mask
@@ -397,6 +398,33 @@ def decode(vae: VideoVAE, latents: Tensor, tiling: bool, frames: int | None = No
     return out[: frames if frames is not None else filled]
 
 
+def check_text_embedding(name: str, shape: tuple[int, ...], cfg) -> None:
+    """Raise a ValueError that names the real cause when a conditioning's embeddings do not fit the loaded backbone.
+
+    The usual cause is a workflow at the released size (226 tokens) run on the tiny demo weights (16 tokens), or the
+    other way round: the fix is the text encoder's ``max_text_tokens`` (the demo sets files set it), not the node.
+    """
+    want = (cfg.max_text_seq_length, cfg.text_embed_dim)
+    if len(shape) == 3 and shape[1:] == want:
+        return
+    released = CogVideoXConfig()
+    released_size = (released.max_text_seq_length, released.text_embed_dim)
+    which = ("the loaded backbone (CogVideoX-5b-I2V size)" if want == released_size else
+             f"the loaded backbone (its config.json: max_text_seq_length={want[0]}, text_embed_dim={want[1]}; the tiny "
+             f"demo weights are this small, CogVideoX-5b-I2V expects {released_size[0]} x {released_size[1]})")
+    msg = f"{name}: {which} expects text embeddings of {want[0]} tokens x {want[1]}; got shape {shape}."
+    if len(shape) == 3 and shape[2] != want[1]:
+        msg += (f" The width {shape[2]} is not the backbone's: the prompt was encoded by a text encoder that does not "
+                f"belong to this backbone; load the matching one in 'VideoPainter Text Encoder Loader'.")
+    if len(shape) == 3 and shape[1] != want[0]:
+        msg += (f" Set max_text_tokens on 'VideoPainter Text Encode' to {want[0]} (headless: "
+                f"--set text_encode.max_text_tokens={want[0]}; on the demo weights pass the workflow's demo sets file, "
+                f"vp_run.py --sets-file scripts/demo_sets/<workflow>.json, which sets it and the demo sizes).")
+    if len(shape) != 3:
+        msg += " Encode the prompt with 'VideoPainter Text Encode'."
+    raise ValueError(msg)
+
+
 def run_inpaint(model, vae: VideoVAE, job: "preprocess.InpaintInput", positive: Tensor, negative: Tensor | None,
                 settings: SamplerSettings, plan: WindowPlan, on_step: Callable[[StepInfo], None] | None = None,
                 interrupt: Callable[[], None] | None = None, id_state: IDState | None = None,
@@ -411,11 +439,8 @@ def run_inpaint(model, vae: VideoVAE, job: "preprocess.InpaintInput", positive: 
         raise ValueError("model: no VideoPainter branch is attached; add 'VideoPainter Apply Branch' before the sampler")
     cfg = model.model.diffusion_model.cfg
     for name, emb in (("positive", positive), ("negative", negative)):
-        if emb is not None and (emb.ndim != 3 or emb.shape[1:] != (cfg.max_text_seq_length, cfg.text_embed_dim)):
-            raise ValueError(
-                f"{name}: the model needs text embeddings of {cfg.max_text_seq_length} tokens x {cfg.text_embed_dim}; "
-                f"got {tuple(emb.shape)}. Encode the prompt with 'VideoPainter Text Encode'."
-            )
+        if emb is not None:
+            check_text_embedding(name, tuple(emb.shape), cfg)
     if settings.guidance > 1.0 and negative is None:
         raise ValueError("negative: classifier-free guidance (cfg > 1) needs a negative conditioning")
     if not job.streamed and not bool((job.pipeline.masks > 0).any()):  # a streamed clip is not read ahead for this

@@ -84,9 +84,12 @@ def test_crop_follow_on_hd_footage(server, clip, tmp_path):
         s = c.streams.video[0]
         assert (s.codec_context.name, s.width, s.height) == ("ffv1", W, H)  # at source resolution
         n = s.frames or None
+        rate = s.average_rate
         out = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-    step = FRAMES // len(out)  # the sampled timeline (every 3rd frame at 8 fps), or every frame at the source rate
-    assert step in (1, 3) and n in (None, len(out))
+    # output_rate 'source' (the workflow's): every source frame at the source's rate, 4 s as the source
+    assert p[enc]["inputs"]["output_rate"] == "source"
+    assert len(out) == FRAMES and rate == FPS and n in (None, FRAMES), (len(out), rate, n)
+    step = 1
     changed = 0
     for k, got in enumerate(out):
         src, mask = frame(k * step)

@@ -72,13 +72,13 @@ def test_encode_does_not_change_its_inputs(clip_tensors):
     video, mask = clip_tensors
     first = torch.rand(1, *video.shape[1:])
     before = [t.clone() for t in (video, mask, first)]
-    job, frames, hole, fps = encoded(clip_tensors, first_frame=first)
+    job, frames, hole, fps, _info = encoded(clip_tensors, first_frame=first)
     assert all(torch.equal(a, b) for a, b in zip(before, (video, mask, first)))
     assert frames.shape[0] == hole.shape[0] == job.pipeline.video.shape[0] == 20 and fps == 8.0
 
 
 def test_composite_does_not_change_its_inputs(clip_tensors):
-    _, frames, hole, _ = encoded(clip_tensors)
+    _, frames, hole, *_ = encoded(clip_tensors)
     generated = torch.rand(frames.shape[0], 96, 80, 3)
     before = [t.clone() for t in (frames, generated, hole)]
     (out,) = run(decode.VideoPainterComposite, original=frames, generated=generated, mask=hole)
@@ -183,7 +183,7 @@ def test_style_lora_strength_change_reads_no_base_weights(demo_models):
 
 
 def test_sampler_and_decode_return_as_many_frames_as_encoded(loaded, clip_tensors):
-    inpaint_job, frames, _, _ = encoded(clip_tensors)
+    inpaint_job, frames, *_ = encoded(clip_tensors)
     (model,) = run(loaders.VideoPainterApplyIDLora, model=with_branch(loaded), lora_name=ID_LORA)
     latent = sample(loaded, model, inpaint_job, window_frames=17)
     (images,) = run(decode.VideoPainterDecode, vae=loaded.vae, latent=latent)

@@ -82,13 +82,13 @@ def test_4_soft_mask_is_thresholded_and_a_3_channel_mask_is_read_from_its_first_
     video, mask = clip_tensors
     ramp = torch.linspace(0, 1, WIDTH)[None, None, :]  # soft values everywhere
     soft = (mask * 0.6 + ramp * 0.4).clamp(0, 1)
-    _, _, hole, _ = encoded(video, soft, threshold=0.5)
+    _, _, hole, *_ = encoded(video, soft, threshold=0.5)
     assert set(hole.unique().tolist()) <= {0.0, 1.0}
     assert torch.equal(hole.bool(), soft > 0.5)
-    _, _, hole_high, _ = encoded(video, soft, threshold=0.9)
+    _, _, hole_high, *_ = encoded(video, soft, threshold=0.9)
     assert torch.equal(hole_high.bool(), soft > 0.9) and hole_high.sum() < hole.sum()
     three = torch.stack([soft, torch.rand_like(soft), torch.rand_like(soft)], -1)
-    _, _, hole_rgb, _ = encoded(video, three, threshold=0.5)
+    _, _, hole_rgb, *_ = encoded(video, three, threshold=0.5)
     assert torch.equal(hole_rgb, hole)
 
 

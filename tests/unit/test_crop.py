@@ -175,7 +175,9 @@ def test_place_puts_each_generated_box_at_its_frames_position():
     ones = torch.ones(6, 9, 3)
     assert torch.allclose(out[0, :6, :9], ones) and out[0, 6:].eq(0).all() and out[0, :, 9:].eq(0).all()
     assert torch.allclose(out[1, 14:, 21:], ones) and out[1, :14].eq(0).all() and out[1, :, :21].eq(0).all()
-    assert composite.place(generated, original, None) is generated  # full frame: paste resizes it
+    full = composite.place(generated, original, None)  # full frame: the whole frame resized to the source size
+    assert full.shape == (2, 20, 30, 3) and torch.allclose(full, torch.ones_like(full))
+    assert composite.place(original, original, None) is original  # already at the source size: as it is
 
 
 # --------------------------------------------------------------------------------------- parts and the ID state

@@ -572,7 +572,8 @@ def test_apply_branch_ranges_are_checked(server):
     e = refused(server, clip(1, **{"apply_branch.start_percent": 0.8, "apply_branch.end_percent": 0.2}))
     assert msg("branch_range") in str(e)
     e = refused(server, clip(1, **{"apply_branch.strength": 5.0}))
-    assert "input 'strength': Value 5.0 bigger than max of 2.0: strength" in str(e)
+    # The FLOAT range is checked by the pack's validate_inputs (nodes/checks.py), which also refuses NaN/infinity
+    assert "strength: expected a number between 0 and 2; got 5" in str(e)
 
 
 def test_path_traversal_is_refused(server, tmp_path):

@@ -1,0 +1,46 @@
+"""Issue #26 item 6: every FLOAT widget of every node refuses NaN and infinity in ``validate_inputs``, naming the
+input, and keeps its range checked (the host skips its own min/max for inputs that ``validate_inputs`` names)."""
+from __future__ import annotations
+
+import inspect
+import math
+
+import pytest
+
+from videopainter.nodes import NODE_LIST, checks, loaders, sampler
+
+FLOATS = [(cls, name, spec) for cls in NODE_LIST for name, spec in checks.float_inputs(cls).items()]
+
+
+def test_every_node_with_a_float_widget_is_guarded():
+    assert len(FLOATS) >= 14  # cfg, prev_clip_weight, strengths, percents, fps, thresholds, opacity, min_fraction
+    for cls, name, _ in FLOATS:
+        # the host passes exactly the inputs the signature names (and skips its min/max for them)
+        args = inspect.getfullargspec(cls.validate_inputs).args
+        assert name in args, (cls.__name__, name, args)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_floats_are_refused_naming_the_input(bad):
+    for cls, name, spec in FLOATS:
+        got = cls.validate_inputs(**{name: bad})
+        assert isinstance(got, str) and got.startswith(f"{name}: expected a finite number between {spec.min:g} and "
+                                                       f"{spec.max:g}; got {bad!r}"), (cls.__name__, name, got)
+
+
+def test_cfg_nan_message():
+    assert sampler.VideoPainterSampler.validate_inputs(cfg=math.nan) == (
+        "cfg: expected a finite number between 0 and 30; got nan (NaN and infinity are not valid widget values: the "
+        "host's range check cannot catch them). Send a number")
+
+
+def test_range_still_checked_and_good_values_pass():
+    for cls, name, spec in FLOATS:
+        assert cls.validate_inputs(**{name: spec.default}) is True, (cls.__name__, name)
+        assert cls.validate_inputs(**{name: spec.max + 1}) == (
+            f"{name}: expected a number between {spec.min:g} and {spec.max:g}; got {spec.max + 1:g}")
+
+
+def test_own_checks_still_run():
+    got = loaders.VideoPainterApplyBranch.validate_inputs(start_percent=0.8, end_percent=0.2, strength=1.0)
+    assert got.startswith("start_percent, end_percent: expected")

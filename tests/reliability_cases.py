@@ -246,6 +246,28 @@ ROWS: tuple[Row, ...] = (
         "state file, prefix or autosave name", "error or refused (HTTP 400), on every OS",
         "state_file: 'C:x' is outside the input folder"),
 )
+ROWS += (  # issue #26 ("Nothing silent, nothing exposed"): rows 26.N, item N of the issue
+    Row("truncated_video", "26.1", "a truncated download (H.264 mp4 cut at 55 %) as the video", "error",
+        "video: the file is truncated: its container promises 40 frames (2.50 s) but only {n} are in it (up to {t} s); "
+        "the download or copy was cut off. Download or copy it again (or, to use the frames that are there, "
+        "re-encode it: ffmpeg -i in.mp4 -c:v libx264 out.mp4)", "node"),
+    Row("mask_video_frames", "26.2", "a 42-frame mask video for a 40-frame clip (both 14 frames after sampling)",
+        "error", "mask: the mask video has 42 frames but the video has 40 (both before frame-rate sampling): give a "
+        "mask video with one frame per video frame (the same length as the video), or a single still mask for "
+        "every frame", "node"),
+    Row("mask_video_rate", "26.2", "a mask video at 8 fps for a 16 fps clip of as many frames", "error",
+        "mask: the mask video runs at 8 fps but the video at 16 fps: their frames would not line up; give the mask "
+        "video at the video's frame rate (one mask frame per video frame)", "node"),
+    Row("mask_video_still", "26.2", "a 1-frame mask video for a 40-frame clip", "completes (the still mask is used "
+        "for every frame)", "", "node"),
+    Row("first_frame_batch", "26.3", "a whole clip (IMAGE batch of 40) as first_frame", "error",
+        "first_frame: expected one image (the inpainted frame 0); got a batch of 40 images. Connect a single image: "
+        "the image inpainter's result for frame 0 (e.g. 'VideoPainter First Frame for Inpainting' -> FLUX Fill), "
+        "or pick one with Image From Batch (batch_index 0, length 1)", "node"),
+    Row("cfg_nan", "26.6", "cfg NaN through the API (and NaN/infinity in every FLOAT widget of every node)",
+        "refused (HTTP 400)", "cfg: expected a finite number between 0 and 30; got nan (NaN and infinity are not "
+        "valid widget values: the host's range check cannot catch them). Send a number", "node"),
+)
 BY_KEY = {row.key: row for row in ROWS}
 assert len(BY_KEY) == len(ROWS), "duplicate keys"
 

@@ -1,0 +1,107 @@
+"""Issue #26 through the nodes: files checked against what they claim, first_frame batches, NaN widgets, LoRA
+shapes, parts wiring. Each message is the exact text of ``tests/reliability_cases.py`` (rows ``26.N``)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+import make_sample_clip
+from reliability_cases import message as msg
+from videopainter.nodes import encode
+from vp_node_helpers import FileVideo, run
+
+W, H = 96, 80
+
+
+def write_faststart(path: Path, frames: np.ndarray, fps: int = 16) -> Path:
+    """H.264 mp4 with its index (moov) first, as streamed downloads are: a cut copy still opens."""
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip40():
+    return make_sample_clip.sample_frames(40, W, H)
+
+
+def encode_files(video, mask, **given):
+    return run(encode.VideoPainterEncode, video=video, mask=mask, width=W, height=H, **given)
+
+
+def test_26_1_truncated_video_is_named_truncated(tmp_path, clip40):
+    video, mask = clip40
+    whole = write_faststart(tmp_path / "whole.mp4", video).read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole[: int(len(whole) * 0.55)])
+    mpath = make_sample_clip.write_mp4(tmp_path / "mask.mp4", mask, fps=16)
+    with pytest.raises(ValueError) as e:
+        encode_files(FileVideo(cut), FileVideo(mpath))
+    got = str(e.value)
+    n = int(got.split(" but only ")[1].split()[0])  # the packets in the cut file depend on the encoder's sizes
+    assert 0 < n < 40
+    up_to = got.split("(up to ")[1].split(" s)")[0]
+    assert got == msg("truncated_video").replace("{n}", str(n)).replace("{t}", up_to)
+
+
+def test_26_1_truncated_mkv_without_a_frame_count_is_named_truncated_by_its_duration(tmp_path, clip40):
+    video, mask = clip40
+    path = make_sample_clip.write_mp4(tmp_path / "whole.mkv", video, fps=16, codec="ffv1")
+    data = path.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: int(len(data) * 0.55)])
+    with pytest.raises(ValueError, match=r"^video: the file is truncated: its container promises 40 frames \(2\.50 s\)"):
+        encode_files(FileVideo(cut), torch.from_numpy(mask[:1].astype(np.float32) / 255))
+
+
+def test_26_2_mask_video_longer_than_the_video_is_refused_before_sampling(tmp_path, clip40):
+    video, mask = clip40
+    vpath = make_sample_clip.write_mp4(tmp_path / "v.mp4", video, fps=24)
+    mpath = make_sample_clip.write_mp4(tmp_path / "m.mp4", np.concatenate([mask, mask[:2]]), fps=24)
+    with pytest.raises(ValueError) as e:  # 42 and 40 frames both sample to 14 at step 3
+        encode_files(FileVideo(vpath), FileVideo(mpath))
+    assert str(e.value) == msg("mask_video_frames")
+    with pytest.raises(ValueError) as e:  # the same against an IMAGE batch
+        encode_files(torch.from_numpy(video.astype(np.float32) / 255), FileVideo(mpath))
+    assert str(e.value) == msg("mask_video_frames")
+
+
+def test_26_2_mask_video_at_another_rate_is_refused(tmp_path, clip40):
+    video, mask = clip40
+    vpath = make_sample_clip.write_mp4(tmp_path / "v.mp4", video, fps=16)
+    mpath = make_sample_clip.write_mp4(tmp_path / "m.mp4", mask, fps=8)
+    with pytest.raises(ValueError) as e:
+        encode_files(FileVideo(vpath), FileVideo(mpath))
+    assert str(e.value) == msg("mask_video_rate")
+
+
+def test_26_2_a_still_mask_video_is_used_for_every_frame(tmp_path, clip40):
+    video, mask = clip40
+    vpath = make_sample_clip.write_mp4(tmp_path / "v.mp4", video, fps=16)
+    mpath = make_sample_clip.write_mp4(tmp_path / "m.mp4", mask[5:6], fps=16)
+    job, frames, hole, _fps = encode_files(FileVideo(vpath), FileVideo(mpath))
+    assert job.frame_count == 20 and hole.shape[0] == 20
+    assert torch.equal(hole[0], hole[-1]) and hole[0].sum() > 0
+
+
+def test_26_3_first_frame_batch_is_refused(tmp_path, clip40):
+    video, mask = clip40
+    v = torch.from_numpy(video.astype(np.float32) / 255)
+    m = torch.from_numpy(mask.astype(np.float32) / 255)
+    vpath = make_sample_clip.write_mp4(tmp_path / "v.mp4", video, fps=16)
+    for clip in (v, FileVideo(vpath)):  # the IMAGE-batch path and the VIDEO path
+        with pytest.raises(ValueError) as e:
+            encode_files(clip, m, first_frame=v)
+        assert str(e.value) == msg("first_frame_batch")
+    job, *_ = encode_files(v, m, first_frame=v[:1])  # one image is fine
+    assert job.pipeline.image is not None

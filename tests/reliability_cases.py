@@ -264,6 +264,18 @@ ROWS += (  # issue #26 ("Nothing silent, nothing exposed"): rows 26.N, item N of
         "first_frame: expected one image (the inpainted frame 0); got a batch of 40 images. Connect a single image: "
         "the image inpainter's result for frame 0 (e.g. 'VideoPainter First Frame for Inpainting' -> FLUX Fill), "
         "or pick one with Image From Batch (batch_index 0, length 1)", "node"),
+    Row("part_without_id_state", "26.5", "the parts workflow with part 1's id_state unwired", "error (before any step)",
+        "id_state: this is part 1 of 3 (0-based, from 'VideoPainter Cut Part'), which continues part 0, but the "
+        "sampler's id_state input is not connected. Wire the id_state output of part 0's sampler (with "
+        "output_id_state on) into this sampler's id_state, or load part 0's saved state with 'VideoPainter Load ID "
+        "State'", "node"),
+    Row("join_unrelated", "26.5", "Join Latents with a second run sampled without id_state", "error",
+        "second: this latent was not sampled with an id_state, so it does not continue 'first' and joining would put "
+        "two unrelated runs end to end. Wire the id_state output of the sampler that made 'first' (with "
+        "output_id_state on) into the id_state input of the sampler that makes 'second'", "node"),
+    Row("join_out_of_order", "26.5", "Join Latents of part 0 and part 2", "error",
+        "second: it is part 2 of 3, which does not continue 'first' (parts 0..0 of 3); join the parts in order: "
+        "'second' must be part 1", "node"),
     Row("cfg_nan", "26.6", "cfg NaN through the API (and NaN/infinity in every FLOAT widget of every node)",
         "refused (HTTP 400)", "cfg: expected a finite number between 0 and 30; got nan (NaN and infinity are not "
         "valid widget values: the host's range check cannot catch them). Send a number", "node"),

@@ -3,6 +3,7 @@ shapes, parts wiring. Each message is the exact text of ``tests/reliability_case
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import av
 import numpy as np
@@ -11,7 +12,10 @@ import torch
 
 import make_sample_clip
 from reliability_cases import message as msg
-from videopainter.nodes import encode
+from videopainter.nodes import encode, sampler
+from videopainter.nodes import id_state as id_state_nodes
+from videopainter.nodes import parts as parts_nodes
+from videopainter.vp_core.model.transformer import CogVideoXTransformer
 from vp_node_helpers import FileVideo, run
 
 W, H = 96, 80
@@ -105,3 +109,33 @@ def test_26_3_first_frame_batch_is_refused(tmp_path, clip40):
         assert str(e.value) == msg("first_frame_batch")
     job, *_ = encode_files(v, m, first_frame=v[:1])  # one image is fine
     assert job.pipeline.image is not None
+
+
+def test_26_5_a_continued_part_without_id_state_is_refused_before_any_step(loaded, clip_tensors):
+    video, mask = clip_tensors  # 40 frames: windows of 17 (overlap 1) -> 3 windows, parts of 1 window
+    (inpaint,) = run(encode.VideoPainterEncode, video=video, mask=mask, width=80, height=96, source_fps=0.0)[:1]
+    part1, _ = run(parts_nodes.VideoPainterCutPart, inpaint=inpaint, window_frames=17, windows_per_part=1, part=1)
+    with mock.patch.object(CogVideoXTransformer, "forward", side_effect=AssertionError("a step ran")):
+        with pytest.raises(ValueError) as e:
+            run(sampler.VideoPainterSampler, model=loaded.model, vae=loaded.vae, inpaint=part1, positive=loaded.positive,
+                negative=loaded.negative, steps=1, window_frames=17)
+    assert str(e.value) == msg("part_without_id_state")
+
+
+def _latent(latents: int, **info):
+    return {"samples": torch.zeros(1, 16, latents, 4, 4), "videopainter": {"padded_frames": 0, **info}}
+
+
+def test_26_5_join_latents_refuses_runs_that_do_not_continue_each_other():
+    join = id_state_nodes.VideoPainterJoinLatents
+    first = _latent(5, shared_latents=0, parts=[0, 0, 3])
+    with pytest.raises(ValueError) as e:  # the second run sampled without id_state: 21 frames for 14 before the fix
+        join.execute(first=first, second=_latent(5, shared_latents=0))
+    assert str(e.value) == msg("join_unrelated")
+    with pytest.raises(ValueError) as e:  # part 2 after part 0
+        join.execute(first=first, second=_latent(5, shared_latents=1, parts=[2, 2, 3]))
+    assert str(e.value) == msg("join_out_of_order")
+    (joined,) = join.execute(first=first, second=_latent(5, shared_latents=1, parts=[1, 1, 3])).result
+    assert joined["samples"].shape[2] == 9 and joined["videopainter"]["parts"] == [0, 1, 3]
+    (three,) = join.execute(first=joined, second=_latent(5, shared_latents=1, parts=[2, 2, 3])).result
+    assert three["samples"].shape[2] == 13

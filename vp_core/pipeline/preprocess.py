@@ -248,6 +248,7 @@ class InpaintInput:
     fps: float
     audio: "AudioRef | None" = None
     window_settings: tuple | None = None  # (window_frames, overlap_frames, mode) a part was cut for (vp_core.pipeline.parts)
+    part: tuple[int, int] | None = None  # (part, parts) of a cut part, 0-based (vp_core.pipeline.parts)
 
     @property
     def frame_count(self) -> int:

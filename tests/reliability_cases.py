@@ -264,6 +264,12 @@ ROWS += (  # issue #26 ("Nothing silent, nothing exposed"): rows 26.N, item N of
         "first_frame: expected one image (the inpainted frame 0); got a batch of 40 images. Connect a single image: "
         "the image inpainter's result for frame 0 (e.g. 'VideoPainter First Frame for Inpainting' -> FLUX Fill), "
         "or pick one with Image From Batch (batch_index 0, length 1)", "node"),
+    Row("lora_other_size", "26.4", "a style or ID LoRA with CogVideoX key names but another model size's shapes",
+        "error (before sampling)",
+        "{models}/loras/e2e_other_size.safetensors: 24 of its 24 matched layers do not fit this model (first: "
+        "transformer.transformer_blocks.0.attn1.to_q.lora_B.weight gives a 64x64 update, the model's "
+        "diffusion_model.transformer_blocks.0.attn1.to_q.weight is 32x32); it is a LoRA for another model size: "
+        "use a LoRA trained on CogVideoX-5B-I2V", "node"),
     Row("part_without_id_state", "26.5", "the parts workflow with part 1's id_state unwired", "error (before any step)",
         "id_state: this is part 1 of 3 (0-based, from 'VideoPainter Cut Part'), which continues part 0, but the "
         "sampler's id_state input is not connected. Wire the id_state output of part 0's sampler (with "

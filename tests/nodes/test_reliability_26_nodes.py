@@ -9,12 +9,14 @@ import av
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 import make_sample_clip
 from reliability_cases import message as msg
-from videopainter.nodes import encode, sampler
+from videopainter.nodes import encode, loaders, sampler
 from videopainter.nodes import id_state as id_state_nodes
 from videopainter.nodes import parts as parts_nodes
+from videopainter.vp_core.checkpoints.tiny_checkpoints import STYLE_LORA_NAME
 from videopainter.vp_core.model.transformer import CogVideoXTransformer
 from vp_node_helpers import FileVideo, run
 
@@ -139,3 +141,23 @@ def test_26_5_join_latents_refuses_runs_that_do_not_continue_each_other():
     assert joined["samples"].shape[2] == 9 and joined["videopainter"]["parts"] == [0, 1, 3]
     (three,) = join.execute(first=joined, second=_latent(5, shared_latents=1, parts=[2, 2, 3])).result
     assert three["samples"].shape[2] == 13
+
+
+@pytest.mark.parametrize("node", ["style", "id"])
+def test_26_4_lora_of_another_model_size_is_refused_naming_file_key_and_shapes(loaded, demo_models, node):
+    style = load_file(str(demo_models / "loras" / STYLE_LORA_NAME))
+    # CogVideoX key names, another model size: every layer 32 wider
+    other = {k: torch.zeros(v.shape[0], v.shape[1] + 32) if ".lora_A." in k else torch.zeros(v.shape[0] + 32, v.shape[1])
+             for k, v in style.items()}
+    path = demo_models / "loras" / "e2e_other_size.safetensors"
+    save_file(other, str(path))
+    try:
+        with pytest.raises(ValueError) as e:
+            if node == "style":
+                run(loaders.VideoPainterStyleLora, model=loaded.model, lora_name="loras/e2e_other_size.safetensors")
+            else:
+                (with_branch,) = run(loaders.VideoPainterApplyBranch, model=loaded.model, branch=loaded.branch)
+                run(loaders.VideoPainterApplyIDLora, model=with_branch, lora_name="loras/e2e_other_size.safetensors")
+    finally:
+        path.unlink()
+    assert str(e.value) == msg("lora_other_size", demo_models)

@@ -8,10 +8,12 @@ the node's own ``validate_inputs`` (if any) with the arguments it declares.
 ComfyUI passes to ``validate_inputs`` only the inputs its signature names, and skips its own min/max checks for
 exactly those (``execution.validate_inputs``: with ``**kwargs`` it would skip them for every input, combos included),
 so the FLOAT inputs' range is checked here too, from the same schema. Values that come from a link are None at
-validation time; the nodes that take such floats check them when they run.
+validation time: the node's ``execute`` is wrapped to refuse a non-finite one there, naming the input (a NaN
+strength from a Primitive node would otherwise surface only as NaN latents blamed on fp16 or a checkpoint).
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 
@@ -64,6 +66,15 @@ def guard_floats(node_cls) -> None:
             return True
         return own_func(cls, **{k: values[k] for k in own_params if k in values})
 
+    execute = node_cls.__dict__["execute"].__func__
+
+    @functools.wraps(execute)  # the same signature for the host (inspect follows __wrapped__)
+    def checked_execute(cls, *args, **kwargs):
+        for name in floats:  # a float from a link (e.g. a Primitive node) was None at validation time
+            require_finite_float(name, kwargs.get(name))
+        return execute(cls, *args, **kwargs)
+
+    node_cls.execute = classmethod(checked_execute)
     names = list(dict.fromkeys([*own_params, *floats]))
     params = [inspect.Parameter("cls", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for n in names]

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from reliability_cases import message as msg
 from videopainter.nodes import NODE_LIST, checks, loaders, sampler
 
 FLOATS = [(cls, name, spec) for cls in NODE_LIST for name, spec in checks.float_inputs(cls).items()]
@@ -44,3 +45,18 @@ def test_range_still_checked_and_good_values_pass():
 def test_own_checks_still_run():
     got = loaders.VideoPainterApplyBranch.validate_inputs(start_percent=0.8, end_percent=0.2, strength=1.0)
     assert got.startswith("start_percent, end_percent: expected")
+
+
+def test_a_linked_nan_strength_is_refused_when_the_node_runs_naming_it(loaded):
+    """Issue #26 item 7: a NaN strength from a link (not seen by validate_inputs) used to surface as non-finite
+    latents blamed on fp16 overflow or a broken checkpoint; now Apply Branch refuses it, naming 'strength'."""
+    with pytest.raises(ValueError) as e:
+        loaders.VideoPainterApplyBranch.execute(model=loaded.model, branch=loaded.branch, strength=math.nan,
+                                                start_percent=0.0, end_percent=1.0)
+    assert str(e.value) == msg("strength_nan_linked")
+    for cls, name, spec in FLOATS:  # every node's execute checks its floats the same way
+        with pytest.raises(ValueError, match=rf"^{name}: expected a finite number; got inf "):
+            cls.execute(**{name: math.inf})
+    (out,) = loaders.VideoPainterApplyBranch.execute(model=loaded.model, branch=loaded.branch, strength=0.5,
+                                                     start_percent=0.0, end_percent=1.0).result
+    assert out is not loaded.model

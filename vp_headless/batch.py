@@ -455,7 +455,7 @@ def worker_configs(args, n: int, gpu_ids: list[str] | None, work_dir: Path, plan
         configs[f"w{i}"] = WorkerConfig(
             models_dir=str(args.models_dir.resolve()), work_dir=str(work_dir), task=args.task,
             task_options=plan.task_options, cpu=gpu_ids is None, env=env, server_args=list(args.server_arg),
-            batch_key=plan.batch_key)
+            batch_key=plan.batch_key, verify_hashes=args.verify_hashes)
     return configs
 
 
@@ -495,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     run_id = uuid.uuid4().hex[:12]
     joblog = JobLog(args.log or args.output_dir / "vp_batch_log.jsonl", run_id)
     tally = Tally()
-    complete = [bj.is_complete(job, bj.job_key(job, plan.batch_key), args.verify_hashes) for job in plan.jobs]
+    complete = [bj.is_done(job, plan.batch_key, args.verify_hashes) for job in plan.jobs]
     todo = [job for job, done in zip(plan.jobs, complete) if not done]
     joblog.write("run_start", task=args.task, jobs=len(plan.jobs), to_run=len(todo),
                  argv=sys.argv[1:] if argv is None else argv, host=socket.gethostname())

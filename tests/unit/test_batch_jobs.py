@@ -157,3 +157,31 @@ def test_a_lost_worker_is_replaced_and_its_job_retried(tmp_path):
     backend, tally = run_schedule(tmp_path, {("b", 1): RuntimeError("actor died")})
     assert backend.replaced == ["w1"]
     assert (tally.done, tally.failed, tally.retried) == (3, 0, 1)
+
+
+def test_workers_apply_the_drivers_verify_hashes(tmp_path):
+    """Issue #26 item 12: a job whose output was changed at the same size is dispatched under --verify-hashes; the
+    worker used to call is_complete without the hash check and report it skipped (exit 0, a marker whose SHA-256
+    does not match). The rule is one function (bj.is_done) and the setting travels in WorkerConfig."""
+    from videopainter.vp_headless import batch_worker as bw
+
+    job, _ = committed(tmp_path, {"a.png": b"12345"})
+    (Path(job.output) / "a.png").write_bytes(b"54321")  # tampered, same size
+    args = vp_batch.build_parser().parse_args(["--local", "--verify-hashes", "--models-dir", str(tmp_path)])
+    plan = vp_batch.Plan([job], {}, {}, None)
+    (config,) = vp_batch.worker_configs(args, 1, None, tmp_path, plan).values()
+    assert config.verify_hashes and bw.WorkerConfig(**bw.asdict(config)) == config  # travels to a Ray actor
+    assert not bj.is_done(job, plan.batch_key, verify_hashes=True) and bj.is_done(job, plan.batch_key)
+
+    class Started(Exception):
+        pass
+
+    def start(self):
+        raise Started
+
+    worker = bw.BatchWorker("w0", config)
+    worker.start = start.__get__(worker)
+    with pytest.raises(Started):  # not skipped: the worker goes on to run it
+        worker.run(job)
+    lenient = bw.BatchWorker("w1", bw.WorkerConfig(**{**bw.asdict(config), "verify_hashes": False}))
+    assert lenient.run(job)["outcome"] == bw.SKIPPED

@@ -185,3 +185,37 @@ def test_workers_apply_the_drivers_verify_hashes(tmp_path):
         worker.run(job)
     lenient = bw.BatchWorker("w1", bw.WorkerConfig(**{**bw.asdict(config), "verify_hashes": False}))
     assert lenient.run(job)["outcome"] == bw.SKIPPED
+
+
+def test_a_validation_failure_names_node_class_and_input_in_the_summary(monkeypatch):
+    """Issue #26 item 13: the summary showed "prompt failed validation (...)" with no node or input (node null)."""
+    from videopainter.vp_headless import batch_tasks
+    from videopainter.vp_headless import comfy_client as cc
+
+    node_errors = {"16": {"class_type": "VideoPainterSampler", "errors": [
+        {"type": "custom_validation_failed", "message": "Custom validation failed for node",
+         "details": "cfg - cfg: expected a finite number between 0 and 30; got nan", "extra_info": {"input_name": "cfg"}}]}}
+
+    def refuse(*_a, **_k):
+        raise cc.PromptValidationError({"type": "prompt_outputs_failed_validation"}, node_errors)
+
+    monkeypatch.setattr(cc, "submit", refuse)
+    with pytest.raises(bj.JobFailed) as e:
+        batch_tasks.run_prompt(None, {}, {})
+    first = str(e.value).splitlines()[0]
+    assert first == ("prompt failed validation at node 16 (VideoPainterSampler), input 'cfg': Custom validation failed "
+                     "for node: cfg - cfg: expected a finite number between 0 and 30; got nan")
+    assert e.value.node["node_id"] == "16" and e.value.node["node_type"] == "VideoPainterSampler"
+    assert e.value.node["input"] == "cfg"
+    tally = vp_batch.Tally()
+    tally.failures.append(("job1", str(e.value)))
+    assert f"failed job1: {first}" in vp_batch.summary_table(tally, 1.0)
+
+
+def test_the_readme_reproducibility_advice_compares_lossless_frames():
+    """Issue #26 item 13: "compare decoded frames" of SaveVideo output does not hold (x264 is lossy and not stable)."""
+    readme = (REPO / "README.md").read_text()
+    advice = readme.split("CPU results are bit-reproducible only at equal thread counts", 1)[1].split("\n\n", 1)[0]
+    assert "compare decoded frames" not in advice
+    assert "`GetVideoComponents` -> `SaveImage`" in advice and "--disable-metadata" in advice
+    assert "sha256" in advice and bj.sha256_file  # the markers record what the advice says to compare

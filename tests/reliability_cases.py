@@ -284,7 +284,7 @@ ROWS += (  # issue #26 ("Nothing silent, nothing exposed"): rows 26.N, item N of
         "'second' must be part 1", "node"),
     Row("cfg_nan", "26.6", "cfg NaN through the API (and NaN/infinity in every FLOAT widget of every node)",
         "refused (HTTP 400)", "cfg: expected a finite number between 0 and 30; got nan (NaN and infinity are not "
-        "valid widget values: the host's range check cannot catch them). Send a number", "node"),
+        "valid widget values: the host's range check cannot catch them). Send a number"),
     Row("strength_nan_linked", "26.7", "Apply Branch strength NaN (from a link; as a widget it is refused like cfg)",
         "error (before sampling)", "strength: expected a finite number; got nan (NaN and infinity are not valid "
         "widget values: the host's range check cannot catch them). Send a number", "node"),

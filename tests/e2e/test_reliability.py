@@ -587,3 +587,14 @@ def test_path_traversal_is_refused(server, tmp_path):
     e = refused(server, state)  # checked in validate_inputs, before anything runs
     assert str(e) == ("prompt failed validation:\n  node 1 (VideoPainterLoadIDState), input 'state_file': Custom "
                       f"validation failed for node: state_file - {msg('traversal_state')}")
+
+
+# ------------------------------------------------------------------------------------------------ issue #26
+
+
+def test_26_6_nan_and_infinite_floats_are_refused_through_the_api(server):
+    """cfg NaN used to complete with CFG silently off (the host's min/max comparisons are False for NaN)."""
+    e = refused(server, clip(1, **{"sampler.cfg": float("nan")}))
+    assert f"input 'cfg': Custom validation failed for node: cfg - {msg('cfg_nan')}" in str(e), str(e)
+    e = refused(server, clip(1, **{"apply_branch.strength": float("inf")}))
+    assert "strength: expected a finite number between 0 and 2; got inf" in str(e), str(e)

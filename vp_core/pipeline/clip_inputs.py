@@ -81,6 +81,7 @@ def _mask_video(mask, s: ClipSettings, step: int, video_frames: int, video_fps: 
     info, trim = _probe(mask, "mask")
     post = mask_reader(s.mask_channel, s.threshold)
     if info.frames == 1:
+        log.info("mask: the mask video has 1 frame: it is used for every frame of the video (%d)", video_frames)
         still = FileSource(mask.get_stream_source(), 1, 0, 0, trim, "mask", info=info, post=post)
         try:
             return TensorSource(still.read(0, 1), count=count)

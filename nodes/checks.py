@@ -8,8 +8,9 @@ the node's own ``validate_inputs`` (if any) with the arguments it declares.
 ComfyUI passes to ``validate_inputs`` only the inputs its signature names, and skips its own min/max checks for
 exactly those (``execution.validate_inputs``: with ``**kwargs`` it would skip them for every input, combos included),
 so the FLOAT inputs' range is checked here too, from the same schema. Values that come from a link are None at
-validation time: the node's ``execute`` is wrapped to refuse a non-finite one there, naming the input (a NaN
-strength from a Primitive node would otherwise surface only as NaN latents blamed on fp16 or a checkpoint).
+validation time and the host checks no range for them: the node's ``execute`` is wrapped to refuse a non-finite or
+out-of-range one there, naming the input (a NaN or huge strength from a Primitive node would otherwise surface only
+as NaN latents blamed on fp16 or a checkpoint).
 """
 from __future__ import annotations
 
@@ -42,12 +43,6 @@ def float_error(name: str, value, lo: float | None = None, hi: float | None = No
     return None
 
 
-def require_finite_float(name: str, value) -> None:
-    """For a float that reached ``execute`` through a link (not seen by ``validate_inputs``): refuse NaN/infinity."""
-    if (error := float_error(name, value)) is not None:
-        raise ValueError(error)
-
-
 def guard_floats(node_cls) -> None:
     """Give ``node_cls`` a ``validate_inputs`` that checks its FLOAT widgets (see the module docstring), keeping the
     class's own ``validate_inputs`` (it still receives exactly the arguments it names)."""
@@ -70,8 +65,10 @@ def guard_floats(node_cls) -> None:
 
     @functools.wraps(execute)  # the same signature for the host (inspect follows __wrapped__)
     def checked_execute(cls, *args, **kwargs):
-        for name in floats:  # a float from a link (e.g. a Primitive node) was None at validation time
-            require_finite_float(name, kwargs.get(name))
+        for name, spec in floats.items():  # a float from a link (e.g. a Primitive node) was None at validation
+            # time, and the host checks no range for linked values: a 1e30 strength would end as NaN latents
+            if (error := float_error(name, kwargs.get(name), spec.min, spec.max)) is not None:
+                raise ValueError(error)
         return execute(cls, *args, **kwargs)
 
     node_cls.execute = classmethod(checked_execute)

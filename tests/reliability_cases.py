@@ -286,8 +286,8 @@ ROWS += (  # issue #26 ("Nothing silent, nothing exposed"): rows 26.N, item N of
         "refused (HTTP 400)", "cfg: expected a finite number between 0 and 30; got nan (NaN and infinity are not "
         "valid widget values: the host's range check cannot catch them). Send a number"),
     Row("strength_nan_linked", "26.7", "Apply Branch strength NaN (from a link; as a widget it is refused like cfg)",
-        "error (before sampling)", "strength: expected a finite number; got nan (NaN and infinity are not valid "
-        "widget values: the host's range check cannot catch them). Send a number", "node"),
+        "error (before sampling)", "strength: expected a finite number between 0 and 2; got nan (NaN and infinity "
+        "are not valid widget values: the host's range check cannot catch them). Send a number", "node"),
 )
 BY_KEY = {row.key: row for row in ROWS}
 assert len(BY_KEY) == len(ROWS), "duplicate keys"

@@ -54,8 +54,13 @@ def test_a_linked_nan_strength_is_refused_when_the_node_runs_naming_it(loaded):
         loaders.VideoPainterApplyBranch.execute(model=loaded.model, branch=loaded.branch, strength=math.nan,
                                                 start_percent=0.0, end_percent=1.0)
     assert str(e.value) == msg("strength_nan_linked")
+    with pytest.raises(ValueError) as e:  # a huge linked strength would overflow to NaN latents
+        loaders.VideoPainterApplyBranch.execute(model=loaded.model, branch=loaded.branch, strength=1e30,
+                                                start_percent=0.0, end_percent=1.0)
+    assert str(e.value) == "strength: expected a number between 0 and 2; got 1e+30"
     for cls, name, spec in FLOATS:  # every node's execute checks its floats the same way
-        with pytest.raises(ValueError, match=rf"^{name}: expected a finite number; got inf "):
+        with pytest.raises(ValueError, match=rf"^{name}: expected a finite number between {spec.min:g} and "
+                                             rf"{spec.max:g}; got inf "):
             cls.execute(**{name: math.inf})
     (out,) = loaders.VideoPainterApplyBranch.execute(model=loaded.model, branch=loaded.branch, strength=0.5,
                                                      start_percent=0.0, end_percent=1.0).result

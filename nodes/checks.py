@@ -47,8 +47,9 @@ def guard_floats(node_cls) -> None:
     """Give ``node_cls`` a ``validate_inputs`` that checks its FLOAT widgets (see the module docstring), keeping the
     class's own ``validate_inputs`` (it still receives exactly the arguments it names)."""
     floats = float_inputs(node_cls)
-    if not floats:
+    if not floats or node_cls.__dict__.get("_floats_guarded"):
         return
+    node_cls._floats_guarded = True
     own = node_cls.__dict__.get("validate_inputs")
     own_func = own.__func__ if isinstance(own, classmethod) else None
     own_params = [p for p in inspect.signature(own_func).parameters][1:] if own_func is not None else []

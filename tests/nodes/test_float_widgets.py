@@ -65,3 +65,9 @@ def test_a_linked_nan_strength_is_refused_when_the_node_runs_naming_it(loaded):
     (out,) = loaders.VideoPainterApplyBranch.execute(model=loaded.model, branch=loaded.branch, strength=0.5,
                                                      start_percent=0.0, end_percent=1.0).result
     assert out is not loaded.model
+
+
+def test_guarding_twice_changes_nothing():
+    before = (sampler.VideoPainterSampler.validate_inputs, sampler.VideoPainterSampler.execute)
+    checks.guard_floats(sampler.VideoPainterSampler)
+    assert (sampler.VideoPainterSampler.validate_inputs, sampler.VideoPainterSampler.execute) == before

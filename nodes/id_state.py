@@ -7,7 +7,7 @@ from pathlib import Path
 import folder_paths
 from comfy_api.v0_0_2 import io
 
-from ..vp_core.pipeline import id_state_io, sampling
+from ..vp_core.pipeline import id_state_io, parts, sampling
 from ..vp_core.pipeline.windows import decoded_frame_count
 from .paths import confine, relative_name_error
 from .types import ID_STATE
@@ -124,10 +124,13 @@ class VideoPainterJoinLatents(io.ComfyNode):
     def execute(cls, first, second) -> io.NodeOutput:
         a, b = (x["samples"].permute(0, 2, 1, 3, 4) for x in (first, second))
         info_b = second.get("videopainter", {})
+        parts.check_join(first.get("videopainter", {}), info_b)
         shared = info_b.get("shared_latents", 0)
         joined = sampling.join_latents(a, b, shared)
         info = dict(first.get("videopainter", {}))
         info.update(output_frames=decoded_frame_count(joined.shape[1]) - info_b.get("padded_frames", 0), shared_latents=0)
+        if "parts" in info and "parts" in info_b:
+            info["parts"] = [info["parts"][0], info_b["parts"][1], info_b["parts"][2]]
         return io.NodeOutput({"samples": joined.permute(0, 2, 1, 3, 4).contiguous(), "videopainter": info})
 
 

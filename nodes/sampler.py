@@ -138,6 +138,7 @@ class VideoPainterSampler(io.ComfyNode):
                 id_state=None, replace_gt: bool = True, mask_add: bool = True) -> io.NodeOutput:
         vae = video_vae(vae)
         parts.check_window_settings(inpaint, window_frames, overlap_frames, window_mode)
+        parts.check_continuation(inpaint, id_state)
         plan = windows.plan_windows(inpaint.frame_count, window_frames, overlap_frames, window_mode)
         settings = sampling.SamplerSettings(
             steps=steps, guidance=cfg, dynamic_cfg=dynamic_cfg, scheduler=scheduler, prev_clip_weight=prev_clip_weight,
@@ -165,7 +166,7 @@ class VideoPainterSampler(io.ComfyNode):
             "samples": result.latents.permute(0, 2, 1, 3, 4).contiguous(),  # ComfyUI video latent layout [B, C, T, H, W]
             "videopainter": {"output_frames": plan.output_frames, "fps": inpaint.fps, "vae_tiling": vae_tiling,
                              "shared_latents": plan.shared_latents if id_state is not None else 0,
-                             "padded_frames": plan.padded_frames},
+                             "padded_frames": plan.padded_frames, **parts.part_info(inpaint)},
         }
         return io.NodeOutput(latent, result.id_state)
 

@@ -246,6 +246,49 @@ ROWS: tuple[Row, ...] = (
         "state file, prefix or autosave name", "error or refused (HTTP 400), on every OS",
         "state_file: 'C:x' is outside the input folder"),
 )
+ROWS += (  # issue #26 ("Nothing silent, nothing exposed"): rows 26.N, item N of the issue
+    Row("truncated_video", "26.1", "a truncated download (H.264 mp4 cut at 55 %) as the video", "error",
+        "video: the file is truncated: its container promises 40 frames (2.50 s) but only {n} are in it (up to {t} s); "
+        "the download or copy was cut off. Download or copy it again (or, to use the frames that are there, "
+        "re-encode it: ffmpeg -i in.mp4 -c:v libx264 out.mp4)", "node"),
+    Row("mask_video_frames", "26.2", "a 42-frame mask video for a 40-frame clip (both 14 frames after sampling)",
+        "error", "mask: the mask video has 42 frames but the video has 40 (both before frame-rate sampling): give a "
+        "mask video with one frame per video frame (the same length as the video), or a single still mask for "
+        "every frame", "node"),
+    Row("mask_video_rate", "26.2", "a mask video at 8 fps for a 16 fps clip of as many frames", "error",
+        "mask: the mask video runs at 8 fps but the video at 16 fps: their frames would not line up; give the mask "
+        "video at the video's frame rate (one mask frame per video frame)", "node"),
+    Row("mask_video_still", "26.2", "a 1-frame mask video for a 40-frame clip", "completes (the still mask is used "
+        "for every frame)", "", "node"),
+    Row("first_frame_batch", "26.3", "a whole clip (IMAGE batch of 40) as first_frame", "error",
+        "first_frame: expected one image (the inpainted frame 0); got a batch of 40 images. Connect a single image: "
+        "the image inpainter's result for frame 0 (e.g. 'VideoPainter First Frame for Inpainting' -> FLUX Fill), "
+        "or pick one with Image From Batch (batch_index 0, length 1)", "node"),
+    Row("lora_other_size", "26.4", "a style or ID LoRA with CogVideoX key names but another model size's shapes",
+        "error (before sampling)",
+        "{models}/loras/e2e_other_size.safetensors: 24 of its 24 matched layers do not fit this model (first: "
+        "transformer.transformer_blocks.0.attn1.to_q.lora_B.weight gives a 64x64 update, the model's "
+        "diffusion_model.transformer_blocks.0.attn1.to_q.weight is 32x32); it is a LoRA for another model size: "
+        "use a LoRA trained on CogVideoX-5B-I2V", "node"),
+    Row("part_without_id_state", "26.5", "the parts workflow with part 1's id_state unwired", "error (before any step)",
+        "id_state: this is part 1 of 3 (0-based, from 'VideoPainter Cut Part'), which continues part 0, but the "
+        "sampler's id_state input is not connected. Wire the id_state output of part 0's sampler (with "
+        "output_id_state on) into this sampler's id_state, or load part 0's saved state with 'VideoPainter Load ID "
+        "State'", "node"),
+    Row("join_unrelated", "26.5", "Join Latents with a second run sampled without id_state", "error",
+        "second: this latent was not sampled with an id_state, so it does not continue 'first' and joining would put "
+        "two unrelated runs end to end. Wire the id_state output of the sampler that made 'first' (with "
+        "output_id_state on) into the id_state input of the sampler that makes 'second'", "node"),
+    Row("join_out_of_order", "26.5", "Join Latents of part 0 and part 2", "error",
+        "second: it is part 2 of 3, which does not continue 'first' (parts 0..0 of 3); join the parts in order: "
+        "'second' must be part 1", "node"),
+    Row("cfg_nan", "26.6", "cfg NaN through the API (and NaN/infinity in every FLOAT widget of every node)",
+        "refused (HTTP 400)", "cfg: expected a finite number between 0 and 30; got nan (NaN and infinity are not "
+        "valid widget values: the host's range check cannot catch them). Send a number"),
+    Row("strength_nan_linked", "26.7", "Apply Branch strength NaN (from a link; as a widget it is refused like cfg)",
+        "error (before sampling)", "strength: expected a finite number between 0 and 2; got nan (NaN and infinity "
+        "are not valid widget values: the host's range check cannot catch them). Send a number", "node"),
+)
 BY_KEY = {row.key: row for row in ROWS}
 assert len(BY_KEY) == len(ROWS), "duplicate keys"
 

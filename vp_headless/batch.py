@@ -268,12 +268,28 @@ class _RayWorker:
         self.worker.stop()
 
 
-def import_ray():
+# Ray reads this once, when it is first imported: "0" makes it treat the machine as single-node, so a local
+# instance (gcs_server, raylet, agents, workers) binds and connects on 127.0.0.1 only instead of the machine's
+# outward address and all interfaces.
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def import_ray(local: bool):
+    """The one place Ray is imported. ``local``: a local instance will be started (no ``--address``), so the
+    environment is set for it first (loopback only, no usage stats): setting it after Ray's first import does
+    nothing, which is how the driver's early import once left the local instance listening on every interface."""
+    if local:
+        os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+        os.environ[LOOPBACK_ENV] = "0"
     try:
         import ray
+        from ray._private import ray_constants
     except ImportError:
         raise ValueError(f"Ray is not installed: `.venv/bin/pip install '{RAY_PIN}'`, or run on this machine with "
                          f"--local") from None
+    if local and ray_constants.ENABLE_RAY_CLUSTER:
+        raise ValueError(f"Ray was imported in this process before {LOOPBACK_ENV}=0 was set, so a local instance "
+                         "would listen on every interface; import it through vp_headless.batch.import_ray only")
     return ray
 
 
@@ -439,18 +455,14 @@ def worker_configs(args, n: int, gpu_ids: list[str] | None, work_dir: Path, plan
         configs[f"w{i}"] = WorkerConfig(
             models_dir=str(args.models_dir.resolve()), work_dir=str(work_dir), task=args.task,
             task_options=plan.task_options, cpu=gpu_ids is None, env=env, server_args=list(args.server_arg),
-            batch_key=plan.batch_key)
+            batch_key=plan.batch_key, verify_hashes=args.verify_hashes)
     return configs
 
 
 def start_ray(args):
     """Connect to ``--address`` or start a local Ray instance (loopback only, no dashboard, no usage stats)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if args.address is None:
-        # Ray picks this machine's outward address for a local instance unless it believes it is single-node
-        # (its Windows/macOS rule); with this it binds and talks on 127.0.0.1 only.
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    ray = import_ray()
+    ray = import_ray(local=args.address is None)
     # The actors import scripts/vp_pack.py from this folder (the repo must be at the same path on every node, like
     # the models).
     runtime_env = {"env_vars": {"PYTHONPATH": str(SCRIPTS)}}
@@ -475,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--workers and --max-attempts must be at least 1")
         plan = plan_jobs(args)
         if not args.local:
-            import_ray()  # before any work: a missing Ray is a usage error with the remedy
+            import_ray(local=args.address is None)  # before any work: a missing Ray is a usage error with the remedy
     except (OSError, ValueError, cc.OverrideError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -483,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     run_id = uuid.uuid4().hex[:12]
     joblog = JobLog(args.log or args.output_dir / "vp_batch_log.jsonl", run_id)
     tally = Tally()
-    complete = [bj.is_complete(job, bj.job_key(job, plan.batch_key), args.verify_hashes) for job in plan.jobs]
+    complete = [bj.is_done(job, plan.batch_key, args.verify_hashes) for job in plan.jobs]
     todo = [job for job, done in zip(plan.jobs, complete) if not done]
     joblog.write("run_start", task=args.task, jobs=len(plan.jobs), to_run=len(todo),
                  argv=sys.argv[1:] if argv is None else argv, host=socket.gethostname())

@@ -198,6 +198,14 @@ def read_marker(output: str | os.PathLike) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and data.get("version") == MARKER_VERSION else None
 
 
+def is_done(job: Job, batch_key: Mapping[str, Any] | None, verify_hashes: bool = False) -> bool:
+    """The one rule for "this job is done, skip it", applied by the driver (which jobs to dispatch) and by every
+    worker (a dispatched job it finds done is reported skipped) with the same run settings: the marker's key for
+    this job and batch, every file whole, and with ``verify_hashes`` (``--verify-hashes``, carried to the workers
+    in ``WorkerConfig``) every file's SHA-256."""
+    return is_complete(job, job_key(job, batch_key), verify_hashes)
+
+
 def is_complete(job: Job, key: str, verify_hashes: bool = False) -> bool:
     """True when the job's done marker matches ``key`` and every file it lists is there, whole."""
     marker = read_marker(job.output)

@@ -36,12 +36,26 @@ def build_prompt(job: Job, options: Mapping[str, Any]) -> dict[str, Any]:
     return cc.apply_overrides(prompt, sets)
 
 
+def _validation_failed(e: "cc.PromptValidationError") -> JobFailed:
+    """A refused graph as JobFailed whose first line (the batch summary's) and ``node`` field name the first failing
+    node, its class and the input (the old first line was only "prompt failed validation:")."""
+    for nid, info in e.node_errors.items():
+        for err in info.get("errors", []):
+            node = {"node_id": str(nid), "node_type": info.get("class_type", "?"),
+                    "input": err.get("extra_info", {}).get("input_name"), "exception_type": "validation",
+                    "message": f"{err.get('message', err.get('type', 'invalid'))}"
+                               + (f": {err['details']}" if err.get("details") else "")}
+            where = f"node {node['node_id']} ({node['node_type']})" + (f", input {node['input']!r}" if node["input"] else "")
+            return JobFailed(f"prompt failed validation at {where}: {node['message']}\n{e}", node)
+    return JobFailed(str(e).replace(":\n  ", ": ", 1))
+
+
 def run_prompt(server: cc.ServerHandle, prompt: dict[str, Any], options: Mapping[str, Any]) -> cc.RunResult:
     """Submit and wait; a node error or a refused graph becomes JobFailed with the node's id, class and message."""
     try:
         result = cc.submit(server, prompt, timeout=options.get("job_timeout"))
     except cc.PromptValidationError as e:
-        raise JobFailed(str(e)) from None
+        raise _validation_failed(e) from None
     if result.error is not None:
         err = result.error
         raise JobFailed(str(err), {"node_id": err.node_id, "node_type": err.node_type,

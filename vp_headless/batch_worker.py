@@ -47,6 +47,7 @@ class WorkerConfig:
     env: dict[str, str] = field(default_factory=dict)
     server_args: list[str] = field(default_factory=list)
     batch_key: dict[str, Any] = field(default_factory=dict)
+    verify_hashes: bool = False  # --verify-hashes: the driver's completeness rule, applied here too (bj.is_done)
 
 
 @dataclass
@@ -117,7 +118,7 @@ class BatchWorker:
         """Run one job (or skip it when complete); returns a JobResult as a dict."""
         t0 = time.monotonic()
         key = bj.job_key(job, self.config.batch_key)
-        if bj.is_complete(job, key):
+        if bj.is_done(job, self.config.batch_key, self.config.verify_hashes):
             return JobResult(job.id, SKIPPED, self.name, 0.0, attempt).to_dict()
         if not self.server_ok():
             self.start()

@@ -145,7 +145,8 @@ def test_apply_branch_checks_its_ranges():
     check = loaders.VideoPainterApplyBranch.validate_inputs
     assert check(start_percent=0.0, end_percent=1.0) is True
     assert check(start_percent=0.8, end_percent=0.2) == msg("branch_range")
-    assert check(start_percent=-0.5, end_percent=0.2).startswith("start_percent, end_percent: expected 0 <=")
+    # out of its own range: named by the FLOAT check every node shares (nodes/checks.py)
+    assert check(start_percent=-0.5, end_percent=0.2) == "start_percent: expected a number between 0 and 1; got -0.5"
     assert check(start_percent=None, end_percent=0.2) is True
 
 

@@ -157,3 +157,65 @@ def test_a_lost_worker_is_replaced_and_its_job_retried(tmp_path):
     backend, tally = run_schedule(tmp_path, {("b", 1): RuntimeError("actor died")})
     assert backend.replaced == ["w1"]
     assert (tally.done, tally.failed, tally.retried) == (3, 0, 1)
+
+
+def test_workers_apply_the_drivers_verify_hashes(tmp_path):
+    """Issue #26 item 12: a job whose output was changed at the same size is dispatched under --verify-hashes; the
+    worker used to call is_complete without the hash check and report it skipped (exit 0, a marker whose SHA-256
+    does not match). The rule is one function (bj.is_done) and the setting travels in WorkerConfig."""
+    from videopainter.vp_headless import batch_worker as bw
+
+    job, _ = committed(tmp_path, {"a.png": b"12345"})
+    (Path(job.output) / "a.png").write_bytes(b"54321")  # tampered, same size
+    args = vp_batch.build_parser().parse_args(["--local", "--verify-hashes", "--models-dir", str(tmp_path)])
+    plan = vp_batch.Plan([job], {}, {}, None)
+    (config,) = vp_batch.worker_configs(args, 1, None, tmp_path, plan).values()
+    assert config.verify_hashes and bw.WorkerConfig(**bw.asdict(config)) == config  # travels to a Ray actor
+    assert not bj.is_done(job, plan.batch_key, verify_hashes=True) and bj.is_done(job, plan.batch_key)
+
+    class Started(Exception):
+        pass
+
+    def start(self):
+        raise Started
+
+    worker = bw.BatchWorker("w0", config)
+    worker.start = start.__get__(worker)
+    with pytest.raises(Started):  # not skipped: the worker goes on to run it
+        worker.run(job)
+    lenient = bw.BatchWorker("w1", bw.WorkerConfig(**{**bw.asdict(config), "verify_hashes": False}))
+    assert lenient.run(job)["outcome"] == bw.SKIPPED
+
+
+def test_a_validation_failure_names_node_class_and_input_in_the_summary(monkeypatch):
+    """Issue #26 item 13: the summary showed "prompt failed validation (...)" with no node or input (node null)."""
+    from videopainter.vp_headless import batch_tasks
+    from videopainter.vp_headless import comfy_client as cc
+
+    node_errors = {"16": {"class_type": "VideoPainterSampler", "errors": [
+        {"type": "custom_validation_failed", "message": "Custom validation failed for node",
+         "details": "cfg - cfg: expected a finite number between 0 and 30; got nan", "extra_info": {"input_name": "cfg"}}]}}
+
+    def refuse(*_a, **_k):
+        raise cc.PromptValidationError({"type": "prompt_outputs_failed_validation"}, node_errors)
+
+    monkeypatch.setattr(cc, "submit", refuse)
+    with pytest.raises(bj.JobFailed) as e:
+        batch_tasks.run_prompt(None, {}, {})
+    first = str(e.value).splitlines()[0]
+    assert first == ("prompt failed validation at node 16 (VideoPainterSampler), input 'cfg': Custom validation failed "
+                     "for node: cfg - cfg: expected a finite number between 0 and 30; got nan")
+    assert e.value.node["node_id"] == "16" and e.value.node["node_type"] == "VideoPainterSampler"
+    assert e.value.node["input"] == "cfg"
+    tally = vp_batch.Tally()
+    tally.failures.append(("job1", str(e.value)))
+    assert f"failed job1: {first}" in vp_batch.summary_table(tally, 1.0)
+
+
+def test_the_readme_reproducibility_advice_compares_lossless_frames():
+    """Issue #26 item 13: "compare decoded frames" of SaveVideo output does not hold (x264 is lossy and not stable)."""
+    readme = (REPO / "README.md").read_text()
+    advice = readme.split("CPU results are bit-reproducible only at equal thread counts", 1)[1].split("\n\n", 1)[0]
+    assert "compare decoded frames" not in advice
+    assert "`GetVideoComponents` -> `SaveImage`" in advice and "--disable-metadata" in advice
+    assert "sha256" in advice and bj.sha256_file  # the markers record what the advice says to compare

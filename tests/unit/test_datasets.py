@@ -127,3 +127,13 @@ def test_davis_reader_resizes_dilates_and_takes_captions_by_position(tmp_path):
     np.testing.assert_array_equal(holes[0].numpy() > 0, diamond)
     big, big_holes = datasets.read_clip(rows[0], size=(80, 48))
     assert big.shape == (3, 48, 80, 3) and big_holes[0].sum() > holes[0].sum()
+
+
+def test_the_sub_8_fps_rule_is_documented_where_we_differ():
+    """Issue #26 item 10: the step for clips below 8 fps (the reference's is 0 and fails) is in the README."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    differ = readme.split("### Where we deliberately differ from the reference", 1)[1].split("\n### ", 1)[0]
+    assert "`max(1, int(fps // 8))`" in differ and "below 8 fps" in differ
+    assert datasets.step_for("x.csv", 7) == 1  # the rule the README states

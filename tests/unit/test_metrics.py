@@ -324,3 +324,24 @@ def test_missing_model_names_the_file_and_where_to_get_it(tmp_path):
     (root / "i3d_rgb_imagenet.safetensors").unlink()
     with pytest.raises(metrics.MissingMetricModelError, match="i3d_rgb_imagenet.safetensors.*pytorch-i3d"):
         metrics.load_metric_models(root)
+
+
+def test_clip_reference_preprocessing_is_pil_bicubic_on_every_transformers(metric_models):
+    """Issue #26 item 9: the processor the CLIP score uses equals an independent PIL computation (shortest side to
+    224 with PIL bicubic, centre crop 224, /255, CLIP mean/std), as the reference's transformers 4.42 does; the
+    torchvision processor of transformers 5 differs by one 8-bit level on some samples of a 720x480 frame."""
+    import numpy as np
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(26)
+    frame = (torch.rand(480, 720, 3, generator=g) * 255).to(torch.uint8)
+    frame = torch.nn.functional.avg_pool2d(frame.permute(2, 0, 1)[None].float(), 3, 1, 1)[0].round().to(torch.uint8)
+    proc = metric_models.clip_processor.image_processor
+    got = proc(images=[frame], return_tensors="pt")["pixel_values"][0]
+    img = Image.fromarray(frame.permute(1, 2, 0).numpy()).resize((336, 224), Image.BICUBIC)
+    arr = np.asarray(img)[:, 56:280].astype(np.float32) / 255.0  # centre crop 224 of 336
+    mean, std = np.array(proc.image_mean, np.float32), np.array(proc.image_std, np.float32)
+    want = torch.from_numpy(((arr - mean) / std).transpose(2, 0, 1).copy())
+    assert got.shape == want.shape == (3, 224, 224)
+    levels = ((got - want) * torch.tensor(proc.image_std)[:, None, None] * 255).abs()
+    assert float(levels.max()) < 1e-3, f"{int((levels > 0.5).sum())} samples off by a level or more"

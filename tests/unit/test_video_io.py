@@ -103,7 +103,8 @@ def test_a_mask_batch_with_a_video_is_sampled_like_the_video(clip):
 def test_mask_video_of_another_length_is_refused_with_the_numbers(clip, tmp_path):
     _, mask, vpath, _ = clip
     short = FileVideo(write_ffv1(tmp_path / "short.mkv", mask[:30]))
-    with pytest.raises(ValueError, match=r"mask has 10 frames but video has 15 \(after frame-rate sampling\)"):
+    # compared before frame-rate sampling (issue #26 item 2): 30 and 45 source frames, not 10 and 15 sampled
+    with pytest.raises(ValueError, match=r"^mask: the mask video has 30 frames but the video has 45 \(both before "):
         clip_inputs.prepare(FileVideo(vpath), short, None, clip_inputs.ClipSettings(), width=64, height=32)
 
 

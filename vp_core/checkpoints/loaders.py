@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -371,6 +372,41 @@ def lora_key_map(patcher) -> dict[str, str]:
     return out
 
 
+_LORA_UP = (".lora_B.weight", ".lora_up.weight", "_lora.up.weight")
+_LORA_DOWN = (".lora_A.weight", ".lora_down.weight", "_lora.down.weight")
+
+
+def _check_lora_shapes(path, sd: dict, used: list[str], key_map: dict[str, str], patcher) -> None:
+    """Refuse a LoRA whose updates do not fit the layers their names match (a LoRA for another model size), before
+    any patch reaches the host: ComfyUI's patcher would log one unnamed error per layer at sampling time and run
+    without it. An update up @ down fits a weight [out, in, ...] when up has ``out`` rows and the product has the
+    weight's size (ComfyUI reshapes it, e.g. a conv's flattened down projection); a full ``.diff`` must equal it."""
+    shapes = {k: tuple(v.shape) for k, v in patcher.model.state_dict().items()}
+    bad = []
+    for m in used:
+        want = shapes[key_map[m]]
+        up = next((m + s for s in _LORA_UP if m + s in sd), None)
+        down = next((m + s for s in _LORA_DOWN if m + s in sd), None)
+        if up is not None and down is not None:
+            key, got = up, (sd[up].shape[0], *sd[down].shape[1:])
+            fits = got[0] == want[0] and math.prod(got) == math.prod(want)
+        elif m + ".diff" in sd:
+            key, got = m + ".diff", tuple(sd[m + ".diff"].shape)
+            fits = got == want
+        else:
+            continue
+        if not fits:
+            bad.append((key, got, want, key_map[m]))
+    if bad:
+        key, got, want, layer = bad[0]
+        fmt = lambda t: "x".join(str(int(d)) for d in t)  # noqa: E731
+        raise CheckpointError(
+            f"{path}: {len(bad)} of its {len(used)} matched layers do not fit this model (first: {key} gives a "
+            f"{fmt(got)} update, the model's {layer} is {fmt(want)}); "
+            "it is a LoRA for another model size: use a LoRA trained on CogVideoX-5B-I2V"
+        )
+
+
 def load_lora(path: str | os.PathLike, patcher) -> LoraPatches:
     """Read a LoRA for the backbone; ComfyUI's own parser builds the patches (alpha absent -> scale 1.0)."""
     sd = read_safetensors(path)
@@ -378,6 +414,7 @@ def load_lora(path: str | os.PathLike, patcher) -> LoraPatches:
         raise CheckpointError(f"{Path(path).name}: not a LoRA file (no lora_A/lora_B or lora_down/lora_up tensors)")
     key_map = lora_key_map(patcher)
     used = [m for m in key_map if any(k.startswith(m + ".") or k.startswith(m + "_lora") for k in sd)]
+    _check_lora_shapes(path, sd, used, key_map, patcher)
     patches = comfy.lora.load_lora(sd, {m: key_map[m] for m in used}, log_missing=False)
     covered = tuple(m + "." for m in used) + tuple(m + "_lora" for m in used)
     unmatched = sorted(k for k in sd if not k.startswith(covered))

@@ -89,6 +89,33 @@ def _mask_batch(mask: Tensor) -> Tensor:
     return mask
 
 
+def _mask_video(mask, s: ClipSettings, step: int, video_frames: int, video_fps: float, count: int) -> FrameSource:
+    """The holes of a mask VIDEO, checked against the video BEFORE frame-rate sampling (after it, 42 and 40 frames
+    both sample to 14 at step 3 and the mismatch would pass): the same frame count and rate, or a single still mask,
+    which is used for every frame."""
+    info, trim = _probe(mask, "mask")
+    post = mask_reader(s.mask_channel, s.threshold)
+    if info.frames == 1:
+        log.info("mask: the mask video has 1 frame: it is used for every frame of the video (%d)", video_frames)
+        still = FileSource(mask.get_stream_source(), 1, 0, 0, trim, "mask", info=info, post=post)
+        try:
+            return TensorSource(still.read(0, 1), count=count)
+        finally:
+            still.close()
+    if info.frames != video_frames:
+        raise ValueError(
+            f"mask: the mask video has {info.frames} frames but the video has {video_frames} (both before frame-rate "
+            "sampling): give a mask video with one frame per video frame (the same length as the video), or a single "
+            "still mask for every frame"
+        )
+    if video_fps > 0 and info.fps > 0 and abs(float(info.fps) / video_fps - 1) > 1e-3:
+        raise ValueError(
+            f"mask: the mask video runs at {float(info.fps):.6g} fps but the video at {video_fps:.6g} fps: their frames "
+            "would not line up; give the mask video at the video's frame rate (one mask frame per video frame)"
+        )
+    return _open(mask, step, s, "mask", post=post)
+
+
 def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: int, height: int,
             dilate_size: int = 32, first_frame_gt: bool = True, resize_mode: str = "stretch",
             crop: CropSettings | None = None) -> preprocess.InpaintInput:
@@ -143,8 +170,10 @@ def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: 
     if is_video(mask):
         if s.mask_channel not in MASK_CHANNELS:
             raise ValueError(f"mask_channel: expected one of {', '.join(MASK_CHANNELS)}; got {s.mask_channel!r}")
-        hole: FrameSource = _open(mask, step, s, "mask", post=mask_reader(s.mask_channel, s.threshold))
-        every_hole = _open(mask, 1, replace(s, frame_load_cap=0), "mask", post=mask_reader(s.mask_channel, s.threshold))
+        video_fps = float(frames.info.fps) if is_video(video) else s.source_fps
+        hole = _mask_video(mask, s, step, source_frames, video_fps, len(frames))
+        every_hole = _mask_video(mask, replace(s, frame_load_cap=0), 1, source_frames, video_fps,
+                                 max(source_frames - s.skip_first_frames, 0))
     else:
         m = _mask_batch(mask)
         preprocess.check_finite("mask", m)

@@ -72,6 +72,7 @@ def cut_part(job: InpaintInput, window_frames: int, overlap_frames: int, mode: s
     source = job.source.part(start, end, last=end == job.frame_count) if job.source is not None else None
     out = replace(job, pipeline=pipe, frames=slice_frames(job.frames, start, end), hole=slice_frames(job.hole, start, end),
                   audio=audio, window_settings=(window_frames, overlap_frames, mode), source=source,
+                  part=(part, n),
                   crop=job.crop.slice(start, end) if job.crop is not None else None)
     text = (f"part {part} of {n} (0-based): sampled frames {start}..{end - 1} ({end - start} frames), windows "
             f"{first}..{last - 1} of {len(plan.windows)}; " + ("first part" if part == 0 else
@@ -89,4 +90,39 @@ def check_window_settings(job: InpaintInput, window_frames: int, overlap_frames:
             f"inpaint: this part was cut for windows of {cut[0]} frames, overlap {cut[1]}, mode {cut[2]!r}, but the "
             f"sampler uses {window_frames}, {overlap_frames}, {mode!r}; give the cut node and the sampler the same "
             "window settings"
+        )
+
+
+def check_continuation(job: InpaintInput, id_state) -> None:
+    """A continued part (``part`` > 0 of 'VideoPainter Cut Part') sampled without the ID state of the part before
+    would be an unrelated run (no first-frame latent, no identity carried over) that Join Latents could not join."""
+    if job.part is not None and job.part[0] > 0 and id_state is None:
+        part, n = job.part
+        raise ValueError(
+            f"id_state: this is part {part} of {n} (0-based, from 'VideoPainter Cut Part'), which continues part "
+            f"{part - 1}, but the sampler's id_state input is not connected. Wire the id_state output of part "
+            f"{part - 1}'s sampler (with output_id_state on) into this sampler's id_state, or load part {part - 1}'s "
+            "saved state with 'VideoPainter Load ID State'"
+        )
+
+
+def part_info(job: InpaintInput) -> dict:
+    """What a sampled latent records of its part, for :func:`check_join` (empty for a whole clip)."""
+    return {} if job.part is None else {"parts": [job.part[0], job.part[0], job.part[1]]}
+
+
+def check_join(first: dict, second: dict) -> None:
+    """Join Latents joins a run with the run continued from its ID state (``shared_latents`` > 0), and parts of a
+    cut in order; otherwise the result would hold two unrelated runs, more frames than the clip."""
+    if not second.get("shared_latents"):
+        raise ValueError(
+            "second: this latent was not sampled with an id_state, so it does not continue 'first' and joining would "
+            "put two unrelated runs end to end. Wire the id_state output of the sampler that made 'first' (with "
+            "output_id_state on) into the id_state input of the sampler that makes 'second'"
+        )
+    a, b = first.get("parts"), second.get("parts")
+    if a is not None and b is not None and (b[0] != a[1] + 1 or b[2] != a[2]):
+        raise ValueError(
+            f"second: it is part {b[0]} of {b[2]}, which does not continue 'first' (parts {a[0]}..{a[1]} of {a[2]}); "
+            f"join the parts in order: 'second' must be part {a[1] + 1}"
         )

@@ -253,6 +253,7 @@ class InpaintInput:
     info: str = ""  # the encoder's geometry line (model pixels per source pixel)
     # every source frame, for output at the source rate: a source_rate.SourceTimeline (which imports this module)
     source: object | None = None
+    part: tuple[int, int] | None = None  # (part, parts) of a cut part, 0-based (vp_core.pipeline.parts)
 
     @property
     def frame_count(self) -> int:
@@ -345,6 +346,12 @@ class FrameGeometry:
         """
         if first_frame is None:
             return None
+        if first_frame.ndim == 4 and first_frame.shape[0] != 1:
+            raise ValueError(
+                f"first_frame: expected one image (the inpainted frame 0); got a batch of {first_frame.shape[0]} images. "
+                "Connect a single image: the image inpainter's result for frame 0 (e.g. 'VideoPainter First Frame for "
+                "Inpainting' -> FLUX Fill), or pick one with Image From Batch (batch_index 0, length 1)"
+            )
         ff = to_uint8(first_frame[0] if first_frame.ndim == 4 else first_frame)
         shape = tuple(ff.shape[:2])
         if shape == self.source:

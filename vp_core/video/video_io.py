@@ -333,7 +333,13 @@ def _probe(source: Source, trim: tuple[float, float]) -> VideoInfo:
             fps = Fraction(s.average_rate) if s.average_rate else (Fraction(s.guessed_rate) if s.guessed_rate else Fraction(0))
             lo, hi = _trim_pts(s, trim)
             n, rotation, restarts = 0, None, video_seek.RestartPoints(s, lo, hi)
-            for p in c.demux(s):
+            total, ends = 0, {}  # video packets in the whole file; where each stream's packets end (seconds)
+            for p in c.demux():  # every stream: a longer audio track is not mistaken for a cut-off video
+                if p.pts is not None and p.size > 0:
+                    ends[p.stream.index] = max(ends.get(p.stream.index, 0.0), float((p.pts + (p.duration or 0)) * p.time_base))
+                if p.stream.index != s.index:
+                    continue
+                total += p.size > 0
                 restarts.add(p)
                 if rotation is None and p.size > 0:
                     try:
@@ -341,13 +347,31 @@ def _probe(source: Source, trim: tuple[float, float]) -> VideoInfo:
                     except av.error.InvalidDataError:  # a damaged first packet: the next frame tells
                         pass
                 n += p.pts is not None and p.size > 0 and lo <= p.pts < hi
+            _check_complete(c, s, fps, total, ends)
             rotation = int(rotation or 0)
             w, h = s.codec_context.width, s.codec_context.height
             if quarter_turns(rotation) % 2:
                 w, h = h, w
             return VideoInfo(n, fps, w, h, bool(c.streams.audio), rotation, restarts.points())
     except av.FFmpegError as e:
-        raise _Unreadable(f"cannot read the video file ({e}); check that it is a video PyAV/FFmpeg can open") from e
+        raise _Unreadable(f"cannot read the video file ({e}); check that it is a video PyAV/FFmpeg can open (a download or "
+                         "copy that was cut off reads like this too: get it again)") from e
+
+
+def _check_complete(c, s, fps: Fraction, total: int, ends: dict[int, float]) -> None:
+    """A file whose packets stop short of what its container promises (its frame count, or its duration by more
+    than 2 frames and 2 %) was cut off (an interrupted download or copy): name it as truncated, with the remedy."""
+    start = min((float(x.start_time * x.time_base) for x in c.streams if x.start_time is not None), default=0.0)
+    end = max(ends.values(), default=0.0) - start
+    duration = c.duration / av.time_base if c.duration else 0.0
+    short = total < s.frames or (fps > 0 and duration - end > max(2 / float(fps), 0.02 * duration))
+    if short:
+        promised = s.frames or round(duration * float(fps))
+        raise _Unreadable(
+            f"the file is truncated: its container promises {promised} frames ({duration:.2f} s) but only {total} "
+            f"are in it (up to {end:.2f} s); the download or copy was cut off. Download or copy it again (or, to use "
+            "the frames that are there, re-encode it: ffmpeg -i in.mp4 -c:v libx264 out.mp4)"
+        )
 
 
 def _trim_pts(stream, trim: tuple[float, float]) -> tuple[float, float]:
@@ -488,7 +512,11 @@ class FileSource(FrameSource):
     def _advance_timed(self, need: int, convert: bool) -> np.ndarray | None:
         frame = None
         for _ in range(need):
-            frame = next(self._frames, None)
+            try:
+                frame = next(self._frames, None)
+            except av.FFmpegError as e:
+                raise ValueError(f"{self.name}: source frame {self.decoded} cannot be decoded ({e}): the file is damaged; "
+                                 "download or copy it again, or re-encode it (ffmpeg -i in.mp4 -c:v libx264 out.mp4)") from e
             if frame is None:
                 raise ValueError(
                     f"{self.name}: the file ended after {self.decoded} frames but its packets promised more "

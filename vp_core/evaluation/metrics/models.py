@@ -123,12 +123,22 @@ class MetricModels:
             self.lpips_net.spatial = spatial
 
 
+def pil_image_processor_class():
+    """CLIP's PIL image processor (bicubic resize by PIL, as the reference's transformers 4.42) on every transformers
+    version: transformers 5 calls it ``CLIPImageProcessorPil`` and its ``CLIPImageProcessor`` is the torchvision one
+    (0.5 % of the resized samples of a 720x480 frame one 8-bit level off, which moves CLIP scores); in 4.x
+    ``CLIPImageProcessor`` is the PIL one."""
+    import transformers
+
+    return getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
+
+
 def _load_clip(folder: Path, spec: ModelFile, device: torch.device):
-    from transformers import CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+    from transformers import CLIPModel, CLIPProcessor, CLIPTokenizer
 
     try:
         model = CLIPModel.from_pretrained(folder, local_files_only=True, use_safetensors=True).eval()
-        image_processor = CLIPImageProcessor.from_pretrained(folder, local_files_only=True)  # the PIL one
+        image_processor = pil_image_processor_class().from_pretrained(folder, local_files_only=True)
         tokenizer = CLIPTokenizer.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError) as e:
         raise MissingMetricModelError(

@@ -95,7 +95,7 @@ def test_26_2_a_still_mask_video_is_used_for_every_frame(tmp_path, clip40):
     video, mask = clip40
     vpath = make_sample_clip.write_mp4(tmp_path / "v.mp4", video, fps=16)
     mpath = make_sample_clip.write_mp4(tmp_path / "m.mp4", mask[5:6], fps=16)
-    job, frames, hole, _fps = encode_files(FileVideo(vpath), FileVideo(mpath))
+    job, frames, hole, _fps, _info = encode_files(FileVideo(vpath), FileVideo(mpath))
     assert job.frame_count == 20 and hole.shape[0] == 20
     assert torch.equal(hole[0], hole[-1]) and hole[0].sum() > 0
 

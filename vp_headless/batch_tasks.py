@@ -157,7 +157,7 @@ class EditPairsTask:
         prompt = cc.apply_overrides(prompt, sets)
         for node in prompt.values():  # the pair is the sampled clip (the reference's), whatever the encoder's default
             if node.get("class_type") == "VideoPainterEncode":
-                node["inputs"].setdefault("output_rate", "sampled")
+                node["inputs"]["output_rate"] = "sampled"
         first_frames = self.options.get("first_frames")
         if first_frames:
             image = Path(first_frames) / f"{job.id}.png"

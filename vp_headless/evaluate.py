@@ -170,9 +170,13 @@ def build_prompt(row: dict, cfg: EvalConfig, video_name: str, mask_name: str,
         if node.get("class_type") == "VideoPainterFirstFrame":
             node["inputs"]["dilate"] = cfg.dilate
     enc["target_fps"] = float(clip_fps)
-    # The paper's numbers are on the sampled frames: the encoder's output_rate (default 'source', an optional input
-    # saved workflows may not list) stays 'sampled' unless the workflow or --set says otherwise.
-    enc.setdefault("output_rate", "sampled")
+    # The paper's numbers are on the sampled frames at the model's full-frame geometry (the decoder's output against
+    # the ground truth at the model's size): the encoder's output_rate and crop_mode (optional inputs whose defaults
+    # or the workflow's values are 'source' / any mode) are 'sampled' / 'full frame' unless --set gives them.
+    given = {key.rsplit(".", 1)[-1] for key in cfg.sets}
+    for name, value in (("output_rate", "sampled"), ("crop_mode", "full frame")):
+        if name not in given:
+            enc[name] = value
     # The sampler's replace_gt (issue #15) is an optional input that saved workflows may not list: always set it.
     prompt[_node_of_class(prompt, "VideoPainterSampler")]["inputs"]["replace_gt"] = cfg.replace_gt
     result = cc.find_node(prompt, cfg.result_node) if cfg.result_node else _decoder(prompt)

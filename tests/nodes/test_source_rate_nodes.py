@@ -12,7 +12,7 @@ import torch
 from videopainter.nodes import encode, sampler, video
 from videopainter.vp_core.pipeline import composite
 
-from vp_node_helpers import FileVideo, run
+from vp_node_helpers import FileVideo, run, write_ffv1
 
 W, H, FPS, FRAMES = 320, 240, 30, 60  # 2 s; step 3 at target 8 fps -> 20 sampled frames at 10 fps
 DILATE, FEATHER, ENC_DILATE = 4, 2, 5
@@ -33,24 +33,7 @@ def clip() -> tuple[np.ndarray, np.ndarray]:
 
 
 def write(path, frames: np.ndarray, audio: bool = False):
-    if frames.ndim == 3:
-        frames = np.repeat(frames[..., None], 3, -1)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("ffv1", rate=FPS)
-        s.width, s.height, s.pix_fmt = W, H, "bgr0"
-        a = c.add_stream("aac", rate=16000, layout="mono") if audio else None
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-        if a is not None:
-            tone = (0.2 * np.sin(np.arange(16000 * FRAMES // FPS) / 5)).astype(np.float32)[None]
-            frame = av.AudioFrame.from_ndarray(tone, format="flt", layout="mono")
-            frame.sample_rate, frame.pts = 16000, 0
-            for p in list(a.encode(frame)) + list(a.encode(None)):
-                c.mux(p)
-    return path
+    return write_ffv1(path, frames, FPS, audio)
 
 
 @pytest.fixture(scope="module")

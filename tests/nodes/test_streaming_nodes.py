@@ -10,31 +10,10 @@ import torch
 from videopainter.nodes import decode, encode, loaders, sampler, video
 from videopainter.vp_core.pipeline import composite
 
-from vp_node_helpers import run
+from vp_node_helpers import run, write_ffv1
 
 ID_LORA = "videopainter/VideoPainterID/checkpoints/pytorch_lora_weights.safetensors"
 SRC_W, SRC_H, FPS, FRAMES = 112, 72, 16, 40  # source size differs from the working size 80x96: resized per window
-
-
-def write_ffv1(path, frames: np.ndarray, fps: int = FPS, audio: bool = False):
-    if frames.ndim == 3:
-        frames = np.repeat(frames[..., None], 3, -1)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("ffv1", rate=fps)
-        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "bgr0"
-        a = c.add_stream("aac", rate=16000, layout="mono") if audio else None
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-        if a is not None:
-            tone = (0.2 * np.sin(np.arange(16000 * FRAMES // FPS) / 5)).astype(np.float32)[None]
-            frame = av.AudioFrame.from_ndarray(tone, format="flt", layout="mono")
-            frame.sample_rate, frame.pts = 16000, 0
-            for p in list(a.encode(frame)) + list(a.encode(None)):
-                c.mux(p)
-    return path
 
 
 def decode_file(path) -> np.ndarray:
@@ -48,7 +27,7 @@ def files(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("stream")
     v, m = sample_frames(FRAMES, SRC_W, SRC_H)
-    return v, m, write_ffv1(d / "v.mkv", v, audio=True), write_ffv1(d / "m.mkv", m)
+    return v, m, write_ffv1(d / "v.mkv", v, fps=FPS, audio=True), write_ffv1(d / "m.mkv", m, fps=FPS)
 
 
 class FileVideo:

@@ -395,11 +395,15 @@ def test_7_size_not_a_multiple_of_16_is_refused_before_running(server):
     expected = msg("size_16")
     # The host files a validate_inputs failure under every input the function names: width and height, and the
     # FLOAT widgets that nodes/checks.py adds to every node's validate_inputs (the message itself names the input).
+    info = cc.object_info(server)["VideoPainterEncode"]["input"]
+    floats = [name for section in ("required", "optional") for name, spec in info.get(section, {}).items()
+              if spec[0] == "FLOAT"]
+    assert {"source_fps", "target_fps", "threshold"} <= set(floats)
     head, *lines = str(e).split("\n")
     assert head == "prompt failed validation:"
     assert sorted(lines) == sorted(
         f"  node 14 (VideoPainterEncode), input '{name}': Custom validation failed for node: {name} - {expected}"
-        for name in ("width", "height", "source_fps", "target_fps", "threshold"))
+        for name in ("width", "height", *floats))
 
 
 def test_7_odd_source_size_works(server, warm):

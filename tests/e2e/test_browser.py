@@ -37,6 +37,7 @@ from typing import Any
 import pytest
 import requests
 
+import make_thumbnails as mt
 from videopainter.vp_headless import comfy_client as cc
 
 REPO = Path(__file__).resolve().parents[2]
@@ -313,6 +314,10 @@ def test_templates_endpoint_lists_the_pack_workflows(server):
         served = requests.get(f"{server.url}/api/workflow_templates/{PACK}/{path.name}", timeout=10)
         assert served.status_code == 200, (path.name, served.status_code)
         assert served.json() == json.loads(path.read_text()), f"{path.name}: the server serves another file"
+        # the card's picture: the front end asks for <name>.jpg (scripts/make_thumbnails.py makes them)
+        thumb = requests.get(f"{server.url}/api/workflow_templates/{PACK}/{path.stem}.jpg", timeout=10)
+        assert thumb.status_code == 200, f"{path.stem}.jpg: HTTP {thumb.status_code} (no card picture)"
+        assert thumb.content == path.with_suffix(".jpg").read_bytes(), f"{path.stem}.jpg: another file served"
 
 
 def test_pack_loaded_in_the_front_end(ui, server):
@@ -336,15 +341,27 @@ def test_template_browser_opens_the_inpaint_workflow(ui, tmp_path_factory):
     dialog.get_by_text(PACK, exact=True).first.click()
     for path in UI_WORKFLOWS:
         dialog.get_by_test_id(f"template-workflow-{path.stem}").wait_for(state="visible", timeout=10_000)
+    # Every card shows its picture (scripts/make_thumbnails.py: a frame of the sample clip, the one-line description
+    # and, on the start-here workflow, the START HERE banner): the <img> the card holds loaded our <name>.jpg.
+    cards = {}
+    for path in UI_WORKFLOWS:
+        card = dialog.get_by_test_id(f"template-workflow-{path.stem}")
+        card.scroll_into_view_if_needed()
+        img = card.locator(f"img[src$='/workflow_templates/{PACK}/{path.stem}.jpg']")
+        img.wait_for(state="attached", timeout=10_000)
+        page.wait_for_function("(el) => el.complete && el.naturalWidth > 0", arg=img.element_handle(), timeout=10_000)
+        cards[path.stem] = img.evaluate("(el) => [el.naturalWidth, el.naturalHeight]")
+    shot = tmp_path_factory.mktemp("templates") / "template_browser.png"
+    page.screenshot(path=str(shot))
+    log.info("screenshot of the template browser: %s", shot)
+    assert all(size == [mt.SIZE, mt.SIZE] for size in cards.values()), cards
     dialog.get_by_test_id(f"template-workflow-{SCREENSHOT_WORKFLOW}").click()
     dialog.wait_for(state="hidden", timeout=15_000)
     workflow = REPO / "workflows" / f"{SCREENSHOT_WORKFLOW}.json"
     node_count = len(json.loads(workflow.read_text())["nodes"])
     page.wait_for_function("(n) => app.graph.nodes.length === n", arg=node_count, timeout=15_000)
     got = page.evaluate("() => window.__vpInspect()")
-    # The pack ships no template thumbnails (<name>.jpg), so the cards' image requests 404: not a load error.
-    errors = [e for e in ui.take_errors()
-              if not (e.startswith("HTTP 404") and f"/api/workflow_templates/{PACK}/" in e and e.endswith(".jpg"))]
+    errors = ui.take_errors()  # the cards' pictures included: a missing <name>.jpg is an HTTP 404 here
     problems = graph_problems(workflow, got)
     sampler = [n for n in got["nodes"] if n["type"] == "VideoPainterSampler"]
     assert len(sampler) == 1

@@ -14,9 +14,10 @@ REPO = Path(__file__).resolve().parents[2]
 REPO_URL = "https://github.com/videopainter-comfy/videopainter-nodes"
 MUST_LEAVE_OUT = ["tests/conftest.py", "bench/run.sh", ".ci/run", "scripts/quickstart.sh", "scripts/test.sh",
                   "scripts/host027.sh", "scripts/api_to_ui.py", "scripts/ui.sh", "scripts/ui_host.py",
-                  "scripts/make_demo_models.py", "vp_core/conformance/runner.py"]
+                  "scripts/make_demo_models.py", "scripts/make_thumbnails.py", "vp_core/conformance/runner.py"]
 MUST_KEEP = ["__init__.py", "pyproject.toml", "requirements.txt", "README.md", "LICENSE", "scripts/vp_run.py",
-             "vp_headless/comfy_client.py", "vp_headless/run.py", "scripts/vp_pack.py", "docs/icon.svg", "workflows/videopainter_inpaint.json"]
+             "vp_headless/comfy_client.py", "vp_headless/run.py", "scripts/vp_pack.py", "docs/icon.svg", "workflows/videopainter_inpaint.json",
+             "workflows/videopainter_inpaint.jpg"]
 
 
 def patterns(text: str) -> list[str]:

@@ -37,7 +37,7 @@ START_HERE = "videopainter_flux_fill_first_frame"  # README "Start here": the re
 START_MARK = "Start here: "
 # workflow file stem -> (card title, one-line description)
 CARDS = {
-    START_HERE: ("Inpaint a clip", "FLUX.1 Fill paints frame 0, VideoPainter continues the clip (the paper's pipeline)"),
+    START_HERE: ("Inpaint a clip", "FLUX.1 Fill paints frame 0, VideoPainter continues the clip: the paper's pipeline"),
     "videopainter_edit": ("Edit a clip", "FLUX.1 Fill edits frame 0, VideoPainter carries the edit through the clip"),
     "videopainter_inpaint": ("Inpaint, no first frame",
                              "Fallback without an image inpainter; runs on the tiny demo weights"),
@@ -88,22 +88,22 @@ def render(stem: str) -> Image.Image:
     card = Image.new("RGB", (SIZE, SIZE), (24, 24, 27))
     card.paste(Image.fromarray(preview_frame()), (0, 0))
     draw = ImageDraw.Draw(card)
-    big, small = ImageFont.load_default(size=24), ImageFont.load_default(size=17)
+    big, small = ImageFont.load_default(size=26), ImageFont.load_default(size=21)
     if stem == START_HERE:
         draw.rectangle((0, 0, SIZE, 40), fill=START_COLOUR)
         draw.text((12, 8), "START HERE", font=big, fill=(255, 255, 255))
     y = FRAME_H + 10
     for line in _wrap(draw, title, big, SIZE - 24)[:2]:
         draw.text((12, y), line, font=big, fill=(255, 255, 255))
-        y += 30
+        y += 32
     lines = _wrap(draw, description, small, SIZE - 24)
-    max_lines = max(1, (SIZE - y - 4) // 21)
+    max_lines = max(1, (SIZE - y - 4) // 25)
     if len(lines) > max_lines:
         raise ValueError(f"workflows/{stem}.json: the card's description does not fit in {max_lines} lines: shorten it "
                          f"in CARDS ({description!r})")
     for line in lines:
         draw.text((12, y), line, font=small, fill=(212, 212, 216))
-        y += 21
+        y += 25
     return card
 
 

@@ -342,12 +342,14 @@ def test_template_browser_opens_the_inpaint_workflow(ui, tmp_path_factory):
     for path in UI_WORKFLOWS:
         dialog.get_by_test_id(f"template-workflow-{path.stem}").wait_for(state="visible", timeout=10_000)
     # Every card shows its picture (scripts/make_thumbnails.py: a frame of the sample clip, the one-line description
-    # and, on the start-here workflow, the START HERE banner): the <img> the card holds loaded our <name>.jpg.
+    # and, on the start-here workflow, the START HERE banner): the <img> the card holds loaded our <name>.jpg (its
+    # size; the placeholder the front end shows when it fails is another picture).
     cards = {}
     for path in UI_WORKFLOWS:
         card = dialog.get_by_test_id(f"template-workflow-{path.stem}")
         card.scroll_into_view_if_needed()
-        img = card.locator(f"img[src$='/workflow_templates/{PACK}/{path.stem}.jpg']")
+        # LazyImage shows the fetched <name>.jpg as a blob: URL; a failed one falls back to default-template.png
+        img = card.locator("img:not([src*='default-template'])").first
         img.wait_for(state="attached", timeout=10_000)
         page.wait_for_function("(el) => el.complete && el.naturalWidth > 0", arg=img.element_handle(), timeout=10_000)
         cards[path.stem] = img.evaluate("(el) => [el.naturalWidth, el.naturalHeight]")

@@ -167,3 +167,42 @@ def test_replace_first_frame_swaps_the_titled_node_for_a_load_image():
     assert out["8"] == prompt["8"] and prompt["7"]["class_type"] == "VAEDecode"  # the input is not mutated
     with pytest.raises(cc.OverrideError, match="no node with id or title 'first_frame'"):
         cc.replace_first_frame({"8": prompt["8"]}, "frame0.png")
+
+
+READABLE = {
+    "10": {"class_type": "VideoPainterApplyBranch", "inputs": {"strength": 1.0}, "_meta": {"title": "Apply branch"}},
+    "11": {"class_type": "VideoPainterApplyIDLora", "inputs": {"strength": 1.0}, "_meta": {"title": "ID LoRA"}},
+    "12": {"class_type": "KSampler", "inputs": {"steps": 50}, "_meta": {"title": "Sampler"}},
+    "13": {"class_type": "KSampler", "inputs": {"steps": 50}, "_meta": {"title": "sampler part1"}},
+}
+
+
+@pytest.mark.parametrize(("ref", "nid"), [
+    ("apply_branch", "10"), ("Apply branch", "10"), ("APPLY_BRANCH", "10"), ("applybranch", "10"),
+    ("id_lora", "11"), ("ID LoRA", "11"), ("id lora", "11"), ("sampler", "12"), ("sampler_part1", "13"),
+    ("Sampler  Part1", "13"), ("12", "12"),
+])
+def test_titles_match_ignoring_case_spaces_and_underscores(ref, nid):
+    """The handles of the API files (``--set id_lora.strength=...``) find the readable titles of a workflow
+    exported from the UI ("ID LoRA"), and the readable titles find the handles."""
+    assert cc.find_node(READABLE, ref) == nid
+    out = cc.apply_overrides(READABLE, {f"{ref}.{next(iter(READABLE[nid]['inputs']))}": 3})
+    assert next(iter(out[nid]["inputs"].values())) == 3
+    assert cc.title_key(ref) == cc.title_key(READABLE[nid]["_meta"]["title"]) or ref == nid
+
+
+def test_titles_equal_but_for_case_or_spaces_are_ambiguous_unless_one_is_exact():
+    prompt = {"1": {"class_type": "A", "inputs": {"x": 1}, "_meta": {"title": "ID LoRA"}},
+              "2": {"class_type": "B", "inputs": {"x": 1}, "_meta": {"title": "id_lora"}},
+              "3": {"class_type": "C", "inputs": {"x": 1}, "_meta": {"title": "Id Lora"}}}
+    assert cc.find_node(prompt, "id_lora") == "2"  # spelled exactly: that one
+    assert cc.find_node(prompt, "ID LoRA") == "1"
+    with pytest.raises(cc.OverrideError, match=r"title 'id lora' is ambiguous \(nodes 1, 2, 3\); use a node id"):
+        cc.find_node(prompt, "id lora")
+    with pytest.raises(cc.OverrideError, match="no node with id or title 'idl'; .*ignoring case, spaces and underscores"):
+        cc.find_node(prompt, "idl")
+
+
+def test_replace_first_frame_keeps_a_readable_title():
+    prompt = {"7": {"class_type": "VAEDecode", "inputs": {}, "_meta": {"title": "First frame"}}}
+    assert cc.replace_first_frame(prompt, "f.png")["7"]["_meta"] == {"title": "First frame"}

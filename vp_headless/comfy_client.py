@@ -54,6 +54,7 @@ from .workflow import (  # re-exported: cc.load_workflow, cc.apply_overrides ...
     is_ui_workflow,
     load_workflow,
     find_node,
+    title_key,
     apply_overrides,
     load_sets_file,
     demo_sets,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,22 +42,35 @@ def load_workflow(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+def title_key(title: str) -> str:
+    """How node titles are compared: case, spaces and underscores ignored, so the handle ``id_lora`` of an API
+    file and the readable title ``ID LoRA`` a workflow exported from the UI carries are the same node."""
+    return re.sub(r"[\s_]+", "", title).casefold()
+
+
 def find_node(prompt: Mapping[str, Any], ref: str) -> str:
-    """The id of the node whose id or ``_meta.title`` is ``ref``.
+    """The id of the node whose id is ``ref``, or whose ``_meta.title`` matches ``ref`` ignoring case, spaces and
+    underscores (``title_key``: ``apply_branch`` finds a node titled ``Apply branch``). When several titles match,
+    the one spelled exactly as ``ref`` wins; otherwise it is ambiguous.
 
     Raises:
         OverrideError: no node or several nodes match; the message lists the available ids and titles.
     """
     if ref in prompt:
         return ref
-    matches = [nid for nid, node in prompt.items() if node.get("_meta", {}).get("title") == ref]
+    titles = {nid: node.get("_meta", {}).get("title") for nid, node in prompt.items()}
+    matches = [nid for nid, title in titles.items() if title is not None and title_key(title) == title_key(ref)]
+    if len(matches) > 1:
+        exact = [nid for nid in matches if titles[nid] == ref]
+        matches = exact if len(exact) == 1 else matches
     if len(matches) == 1:
         return matches[0]
     available = ", ".join(
         f"{nid} ({node.get('_meta', {}).get('title', node['class_type'])!r})" for nid, node in prompt.items()
     )
     if not matches:
-        raise OverrideError(f"no node with id or title {ref!r}; available: {available}")
+        raise OverrideError(f"no node with id or title {ref!r}; available: {available} "
+                            "(titles match ignoring case, spaces and underscores)")
     raise OverrideError(f"title {ref!r} is ambiguous (nodes {', '.join(matches)}); use a node id. Nodes: {available}")
 
 
@@ -124,7 +138,8 @@ def replace_first_frame(prompt: Mapping[str, Any], image_name: str, title: str =
     """
     out = copy.deepcopy(dict(prompt))
     nid = find_node(out, title)
-    out[nid] = {"class_type": "LoadImage", "_meta": {"title": title}, "inputs": {"image": image_name}}
+    kept = out[nid].get("_meta", {}).get("title", title)  # e.g. "First frame" in a workflow exported from the UI
+    out[nid] = {"class_type": "LoadImage", "_meta": {"title": kept}, "inputs": {"image": image_name}}
     return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import uuid
@@ -73,6 +74,25 @@ DOWNLOADS = {
 }
 
 
+# Words a readable title spells their own way (the rest: first word capitalised, "_" as spaces).
+TITLE_WORDS = {"id": "ID", "lora": "LoRA", "flux": "FLUX", "vae": "VAE"}
+
+
+def readable_title(handle: str) -> str:
+    """The title a node shows in the UI for its API handle: ``id_lora`` -> ``ID LoRA``, ``apply_branch`` ->
+    ``Apply branch``, ``sampler_part1`` -> ``Sampler part 1``. The API files keep the handles (``vp_run.py --set``);
+    ``find_node`` compares titles with ``title_key`` (case, spaces and underscores ignored), so both spellings find
+    the node, in the API file and in a workflow exported from the UI."""
+    words = re.sub(r"([a-z])(\d+)$", r"\1 \2", handle.replace("_", " ")).split()
+    words = [TITLE_WORDS.get(w.lower(), w) for w in words]
+    if words and words[0] == words[0].lower():
+        words[0] = words[0][:1].upper() + words[0][1:]
+    out = " ".join(words)
+    if cc.title_key(out) != cc.title_key(handle):
+        raise ValueError(f"readable title {out!r} does not match its handle {handle!r} (title_key)")
+    return out
+
+
 # Nodes that show an image or video on the canvas: room for it, so the front end need not grow them over others.
 MEDIA_NODES = ("PreviewImage", "SaveImage", "LoadImage", "LoadVideo", "SaveVideo")
 
@@ -93,7 +113,11 @@ def stage_of(class_type: str, title: str) -> str | None:
     return None
 
 
-def note_text(api: dict) -> str:
+def needs_models(api: dict) -> bool:
+    return any(node["class_type"] in DOWNLOADS for node in api.values())
+
+
+def note_text(api: dict, object_info: dict) -> str:
     lines = []
     for nid in sorted(api, key=int):
         node = api[nid]
@@ -102,8 +126,11 @@ def note_text(api: dict) -> str:
             line = template.format_map({k: v for k, v in node["inputs"].items() if isinstance(v, (str, int, float))})
             if line not in lines:
                 lines.append(line)
-    if not lines:
-        return "This workflow needs no model files."
+    if not lines:  # what the workflow's own nodes say they do (their descriptions), then how to use it
+        about = [f"{object_info[api[n]['class_type']].get('display_name') or api[n]['class_type']}: "
+                 f"{object_info[api[n]['class_type']].get('description', '').strip()}" for n in sorted(api, key=int)]
+        return ("This workflow needs no model files.\n\n" + "\n\n".join(about) +
+                "\n\nSet the inputs on the node and queue; the result shows on the node.")
     return ("Models this workflow needs (paths under ComfyUI/models/):\n\n- " + "\n- ".join(lines) +
             "\n\nThen load your video and mask in group 2, check the magenta mask preview, write the prompt, "
             "and queue.")
@@ -150,6 +177,9 @@ def layout(api: dict, nodes: list[dict]) -> list[dict]:
         if st == "models":
             note = by_id[str(NOTE_ID)]
             note["pos"] = [col_x, top]
+            if not members:  # nothing to load: the Note stands alone, no "1. Models" group around it
+                x = col_x + NOTE_W + COL_GAP
+                continue
             y_max = top + NOTE_H
             col_x += NOTE_W + COL_GAP
         for col in sorted(columns):
@@ -208,7 +238,7 @@ def convert(api: dict, object_info: dict, title: str) -> dict:
             "id": int(nid), "type": node["class_type"], "pos": [0, 0], "size": [NODE_W, height],
             "flags": {}, "order": order, "mode": 0, "inputs": inputs, "outputs": [],
             "properties": {"Node name for S&R": node["class_type"]}, "widgets_values": widgets,
-            "title": node.get("_meta", {}).get("title", node["class_type"]),
+            "title": readable_title(node["_meta"]["title"]) if node.get("_meta", {}).get("title") else node["class_type"],
         })
         nodes[-1]["_outputs_info"] = info
     for n in nodes:
@@ -221,8 +251,8 @@ def convert(api: dict, object_info: dict, title: str) -> dict:
         raise ValueError(f"node id {NOTE_ID} is the generated Note's; renumber that node in the API workflow")
     nodes.insert(0, {
         "id": NOTE_ID, "type": "Note", "pos": [0, 0], "size": [NOTE_W, NOTE_H], "flags": {}, "order": len(ids),
-        "mode": 0, "inputs": [], "outputs": [], "properties": {"text": ""}, "widgets_values": [note_text(api)],
-        "title": "Read me: models", "color": "#432", "bgcolor": "#653",
+        "mode": 0, "inputs": [], "outputs": [], "properties": {"text": ""}, "widgets_values": [note_text(api, object_info)],
+        "title": "Read me: models" if needs_models(api) else "Read me", "color": "#432", "bgcolor": "#653",
     })
     groups = layout(api, nodes)
     return {

@@ -401,7 +401,24 @@ def test_ui_workflow_loads_in_the_front_end(ui, workflow, screenshots):
     first = screenshot(ui.page, screenshots / f"{workflow.stem}.png", fit=False)  # as opened (the file's view)
     whole = screenshot(ui.page, screenshots / f"{workflow.stem}_overview.png")
     assert min(first.stat().st_size, whole.stat().st_size) > 10_000, "a screenshot is (nearly) empty"
+    # What the user gets from Workflow > Export (API): the readable titles ("ID LoRA"), which the headless runner's
+    # --set handles of the API twin ("id_lora") must still find (cc.find_node ignores case, spaces, underscores).
+    exported = ui.page.evaluate("async () => (await app.graphToPrompt()).output")
     errors = ui.take_errors()
     problems = graph_problems(workflow, got)
     assert not errors, f"errors while loading {workflow.name}:\n" + "\n".join(errors)
     assert not problems, f"{workflow.name} in the front end:\n" + "\n".join(problems)
+    assert_handles_find_the_exported_nodes(workflow, exported)
+
+
+def assert_handles_find_the_exported_nodes(workflow: Path, exported: dict) -> None:
+    api_path = REPO / "workflows" / "api" / workflow.name
+    api = cc.load_workflow(api_path)
+    handles = {nid: node["_meta"]["title"] for nid, node in api.items() if node.get("_meta", {}).get("title")}
+    found = {nid: cc.find_node(exported, handle) for nid, handle in handles.items()}
+    assert found == {nid: nid for nid in handles}, f"{workflow.name}: --set handles find other exported nodes"
+    titles = {nid: exported[nid]["_meta"]["title"] for nid in handles}
+    assert any(titles[nid] != handles[nid] for nid in handles), f"{workflow.name}: no readable title {titles}"
+    sets = cc.demo_sets(api_path)
+    if sets:  # the demo sets file's handles apply to the exported workflow as to the twin (raises OverrideError)
+        cc.apply_overrides(exported, sets)

@@ -60,7 +60,7 @@ def test_demo_workflows_are_in_the_sidebar_with_the_demo_sets(opened):
     api_path = ui_host.REPO / "workflows" / "api" / "videopainter_inpaint.json"
     api = cc.apply_overrides(cc.load_workflow(api_path), cc.demo_sets(api_path))
     assert compare_twins(ui, api) == []
-    encode = next(n for n in ui["nodes"] if n.get("title") == "encode")
+    encode = next(n for n in ui["nodes"] if cc.title_key(n.get("title", "")) == "encode")  # titled "Encode"
     assert encode["widgets_values"][:2] == [80, 96]  # width, height of the demo sets, not 720x480
 
 

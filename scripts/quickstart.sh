@@ -48,7 +48,7 @@ fi
 STAMP=".venv/.vp_requirements.sha256"
 WANT="$(cat scripts/host_pins.txt requirements.txt | sha256sum | cut -d' ' -f1)"
 if [[ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]]; then
-  step "installing pinned host requirements and the pack's requirements (first time: ~2 min, ~6.3 GB)"
+  step "installing pinned host requirements and the pack's requirements (first time: ~2 min, ~7.2 GB)"
   t0="$(now)"
   "$PY" -m pip install --disable-pip-version-check -q -r scripts/host_pins.txt -r requirements.txt 2> >(quiet_pip >&2)
   echo "$WANT" > "$STAMP"

@@ -19,8 +19,10 @@ behind drag-and-drop, Open and the template browser). For each workflow:
 - nothing went wrong on the way: no page error, no console error, no HTTP error from the server.
 
 The template browser is tested too: ``GET /api/workflow_templates`` lists the pack with every workflow, the files it
-serves are ours, the dialog shows them under the pack's category, and clicking the inpaint card loads it (a
-screenshot of that is written to the test's tmp dir).
+serves are ours (the cards' ``<name>.jpg`` pictures included, ``scripts/make_thumbnails.py``), the dialog shows them
+under the pack's category with their pictures loaded (the start-here one with its banner; a screenshot of the
+dialog is written to the test's tmp dir), and clicking the inpaint card loads it. Each loaded workflow, exported as
+the UI's Export (API) does (``graphToPrompt``), takes its API twin's ``--set`` handles.
 
 Without Playwright or Chromium the module is skipped with the reason; CI has both through quickstart.
 """
@@ -353,10 +355,15 @@ def test_template_browser_opens_the_inpaint_workflow(ui, tmp_path_factory):
         img.wait_for(state="attached", timeout=10_000)
         page.wait_for_function("(el) => el.complete && el.naturalWidth > 0", arg=img.element_handle(), timeout=10_000)
         cards[path.stem] = img.evaluate("(el) => [el.naturalWidth, el.naturalHeight]")
+        if path.stem == mt.START_HERE:  # the picture the browser shows has the START HERE banner (green top rows)
+            banner = img.evaluate("(el) => { const c = document.createElement('canvas'); c.width = el.naturalWidth;"
+                                  " c.height = el.naturalHeight; const g = c.getContext('2d'); g.drawImage(el, 0, 0);"
+                                  " return Array.from(g.getImageData(c.width - 5, 3, 1, 1).data.slice(0, 3)); }")
     shot = tmp_path_factory.mktemp("templates") / "template_browser.png"
     page.screenshot(path=str(shot))
     log.info("screenshot of the template browser: %s", shot)
     assert all(size == [mt.SIZE, mt.SIZE] for size in cards.values()), cards
+    assert banner[1] > 140 and banner[0] < 60 and banner[2] < 110, f"no START HERE banner on the card: {banner}"
     dialog.get_by_test_id(f"template-workflow-{SCREENSHOT_WORKFLOW}").click()
     dialog.wait_for(state="hidden", timeout=15_000)
     workflow = REPO / "workflows" / f"{SCREENSHOT_WORKFLOW}.json"

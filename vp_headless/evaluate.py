@@ -3,6 +3,7 @@
     .venv/bin/python scripts/vp_eval.py --dataset VPBench --csv data/our_video_inpaint.csv \\
         --video-root data/videovo/raw_video --mask-root data/video_inpainting [--dilate 32] [--replace-gt on] \\
         [--mode reference] [--workflow workflows/api/videopainter_flux_fill_first_frame.json] [--server URL]
+        [--geometry source]
     .venv/bin/python scripts/vp_eval.py --dataset davis --video-root data/davis/JPEGImages_432_240 \\
         --mask-root data/davis/test_masks --caption-csv data/davis/davis_caption.csv
 
@@ -11,6 +12,17 @@ the workflow runs through ``vp_headless/comfy_client.py`` (the client of ``vp_ru
 dilation set, the decoded frames (the decoder's output, losslessly, saved as PNG) are collected, and the metrics
 of ``vp_core.evaluation.metrics`` are computed against the ground truth at the model's size. One JSON per finished row goes to
 ``<out>/rows/``: a second run skips those rows (resume), and the CSV + JSON summary are rewritten after every row.
+
+Two geometries (``--geometry``; the CSV, the JSON summary and every row say which one was scored, and a folder
+holds one only):
+
+- ``reference`` (default, the paper's): the clip is uploaded frame-rate sampled, the encoder runs with
+  ``output_rate`` 'sampled' and ``crop_mode`` 'full frame' (unless ``--set`` gives them), and the decoder's frames
+  are measured against the ground truth resized to the model's size (``metrics.ground_truth_at``).
+- ``source``: every source frame of the cut is uploaded at the source rate, the encoder samples it with the same
+  step, runs with ``output_rate`` 'source' (and the workflow's or ``--set``'s ``crop_mode``), and the composite's
+  frames (every source frame, at source resolution) are measured against the source frames themselves, with the
+  holes dilated at source resolution: the same metric definitions on what the user gets back.
 
 Library use (the batch runner of issue #20 imports this module; importing it has no side effects)::
 
@@ -48,7 +60,7 @@ CSV_COLUMNS = (
     "Masked_PSNR", "Masked_SSIM", "Masked_LPIPS", "Masked_MSE", "Masked_MAE",
     "Masked_CLIP_Score", "Masked_Region_CLIP_Score", "Masked_Temporal_Consistency",
     "Video_Caption", "Masked_Target_Caption",
-    "Row_Id", "Frames", "Seconds",
+    "Row_Id", "Frames", "Seconds", "Geometry", "Size",
 )
 METRIC_COLUMNS = {  # CSV column -> key of vp_core.evaluation.metrics (FID_Score is dataset-level)
     "PSNR": "psnr", "SSIM": "ssim", "LPIPS": "lpips", "MSE": "mse", "MAE": "mae", "CLIP_Score": "clip_score",
@@ -74,6 +86,8 @@ class EvalConfig:
             input, as the reference's ``--replace_gt`` does both.
         seed, max_frames (None = all, as the long CSVs), size (width, height for DAVIS frames),
         metrics_dir (``models/videopainter/metrics``), device (for the metric networks), out_dir.
+        geometry: ``reference`` (the model's sampled frames at its size, the paper's) or ``source`` (every source
+            frame at the source resolution, the source-rate composite's); ``metrics.GEOMETRIES``.
     """
 
     workflow: str
@@ -89,13 +103,18 @@ class EvalConfig:
     out_dir: str = str(REPO / "output" / "eval")
     result_node: str | None = None
     timeout: float | None = None
+    geometry: str = "reference"
 
     def setting(self) -> dict[str, Any]:
-        """What a row's numbers depend on (checked when resuming into an existing output folder)."""
+        """What a row's numbers depend on (checked when resuming into an existing output folder). The reference
+        geometry is not listed (folders written before ``--geometry`` existed resume as they were); any other is, so
+        rows of two geometries never share a folder."""
         d = asdict(self)
         for k in ("out_dir", "device", "timeout"):
             d.pop(k)
         d["size"] = list(d["size"])
+        if d["geometry"] == "reference":
+            d.pop("geometry")
         return d
 
 
@@ -141,6 +160,21 @@ def _titled(prompt: dict, title: str) -> str | None:
 VIDEO_OUTPUT = ("VideoPainterDecodeVideo", "VideoPainterCompositeVideo", "CreateVideo", "LoadVideo")
 
 
+def _measured(prompt: dict, cfg: EvalConfig) -> str:
+    """The node whose output 0 is measured: ``--result-node``, else the decoder (reference geometry) or the
+    composite (source geometry)."""
+    if cfg.result_node:
+        return cc.find_node(prompt, cfg.result_node)
+    if cfg.geometry == "reference":
+        return _decoder(prompt)
+    ids = [nid for nid, n in prompt.items() if n.get("class_type") in ("VideoPainterCompositeVideo", "VideoPainterComposite")]
+    if len(ids) != 1:
+        raise ValueError(f"--geometry source measures the composite (every source frame at source resolution); the "
+                         f"workflow has {len(ids)} VideoPainterCompositeVideo / VideoPainterComposite nodes: use a "
+                         "workflow with one (videopainter_inpaint.json) or name the node to measure with --result-node")
+    return ids[0]
+
+
 def _decoder(prompt: dict) -> str:
     """The node whose frames are measured by default: the decoder (IMAGE ``VideoPainterDecode`` or the streaming
     ``VideoPainterDecodeVideo``), i.e. the model's output before any compositing, as the reference measures."""
@@ -153,10 +187,12 @@ def _decoder(prompt: dict) -> str:
 
 def build_prompt(row: dict, cfg: EvalConfig, video_name: str, mask_name: str,
                  clip_fps: float) -> tuple[dict, tuple[int, int]]:
-    """The workflow for one row, and the model size (width, height) the result is measured at.
+    """The workflow for one row, and the model size (width, height) (the reference geometry measures there).
 
-    The clip is uploaded already frame-rate sampled at ``clip_fps``, so the encoder's ``target_fps`` is set to it
-    (step 1): the sampling rule lives in ``vp_core.evaluation.datasets`` only."""
+    Reference geometry: the clip is uploaded already frame-rate sampled at ``clip_fps``, so the encoder's
+    ``target_fps`` is set to it (step 1): the sampling rule lives in ``vp_core.evaluation.datasets`` only. Source
+    geometry: the clip is uploaded at the source rate ``clip_fps`` and the encoder samples it with the row's step
+    (``datasets.step_for``: ``target_fps`` 8, or the clip's rate where the reference does not sample)."""
     prompt = cc.apply_overrides(cc.load_workflow(cfg.workflow), cfg.sets)
     sets: dict[str, Any] = {"video.file": video_name, "mask.file": mask_name, "prompt.value": row["caption"]}
     if _titled(prompt, "seed"):
@@ -169,17 +205,28 @@ def build_prompt(row: dict, cfg: EvalConfig, video_name: str, mask_name: str,
     for node in prompt.values():  # FLUX Fill's mask grows by the same kernel as the encoder's (the reference's)
         if node.get("class_type") == "VideoPainterFirstFrame":
             node["inputs"]["dilate"] = cfg.dilate
-    enc["target_fps"] = float(clip_fps)
-    # The paper's numbers are on the sampled frames at the model's full-frame geometry (the decoder's output against
-    # the ground truth at the model's size): the encoder's output_rate and crop_mode (optional inputs whose defaults
-    # or the workflow's values are 'source' / any mode) are 'sampled' / 'full frame' unless --set gives them.
     given = {key.rsplit(".", 1)[-1] for key in cfg.sets}
-    for name, value in (("output_rate", "sampled"), ("crop_mode", "full frame")):
-        if name not in given:
-            enc[name] = value
+    if cfg.geometry == "source":
+        step = row.get("step", 1)
+        enc["target_fps"] = float(_core().datasets.TARGET_FPS if step > 1 else clip_fps)
+        # every source frame comes back (crop_mode stays the workflow's or --set's)
+        if "output_rate" in given and enc.get("output_rate") != "source":
+            raise ValueError(f"--geometry source scores the output at the source rate, but --set gives output_rate "
+                             f"{enc.get('output_rate')!r}: leave output_rate out (it is 'source'), or use --geometry "
+                             "reference for the sampled frames")
+        enc["output_rate"] = "source"
+    else:
+        enc["target_fps"] = float(clip_fps)
+        # The paper's numbers are on the sampled frames at the model's full-frame geometry (the decoder's output
+        # against the ground truth at the model's size): the encoder's output_rate and crop_mode (optional inputs
+        # whose defaults or the workflow's values are 'source' / any mode) are 'sampled' / 'full frame' unless
+        # --set gives them.
+        for name, value in (("output_rate", "sampled"), ("crop_mode", "full frame")):
+            if name not in given:
+                enc[name] = value
     # The sampler's replace_gt (issue #15) is an optional input that saved workflows may not list: always set it.
     prompt[_node_of_class(prompt, "VideoPainterSampler")]["inputs"]["replace_gt"] = cfg.replace_gt
-    result = cc.find_node(prompt, cfg.result_node) if cfg.result_node else _decoder(prompt)
+    result = _measured(prompt, cfg)
     for nid in [nid for nid, n in prompt.items() if n.get("class_type") in ("SaveVideo", "SaveImage", "PreviewImage")]:
         del prompt[nid]  # only the frames measured are saved
     images = [result, 0]
@@ -208,21 +255,24 @@ def evaluate_row(server: cc.ServerHandle, row: dict, cfg: EvalConfig) -> dict:
     """Run the workflow on one row on a started server and measure it; returns the row's metrics dict.
 
     Keys: ``row_id``, ``index``, ``name``, ``frames``, ``seconds`` (workflow run), ``caption``, ``region_caption``,
-    the 15 per-video metrics of ``vp_core.evaluation.metrics.WHOLE + MASKED``, and ``i3d_real`` / ``i3d_fake`` (lists of floats,
-    for the dataset's VFID in ``write_results``).
+    the 15 per-video metrics of ``vp_core.evaluation.metrics.WHOLE + MASKED``, ``geometry``, ``width`` / ``height``
+    (of the frames measured) and ``i3d_real`` / ``i3d_fake`` (lists of floats, for the dataset's VFID in
+    ``write_results``).
     """
-    core = _core()
-    datasets, metrics = core.datasets, core.metrics
-    frames, holes = datasets.read_clip(row, cfg.max_frames, tuple(cfg.size))
+    datasets = _core().datasets
+    source = cfg.geometry == "source"
+    # source geometry: every source frame of the cut, DAVIS at its stored size (read_clip's source_rate)
+    frames, holes = datasets.read_clip(row, cfg.max_frames, None if source else tuple(cfg.size), source_rate=source)
     with tempfile.TemporaryDirectory(prefix="vp_eval_") as tmp:
         tmp = Path(tmp)
         names = (f"vp_eval_{row['row_id']}.mp4", f"vp_eval_{row['row_id']}_mask.mp4")
-        fps = datasets.TARGET_FPS if row["step"] > 1 else row["fps"]  # the sampled clip's frame rate
+        # the uploaded clip's rate: the sampled clip's (reference geometry), or the source's
+        fps = datasets.TARGET_FPS if row["step"] > 1 and not source else row["fps"]
         datasets.write_video(tmp / "video.mp4", frames, fps)
         datasets.write_video(tmp / "mask.mp4", holes[..., None].expand(-1, -1, -1, 3), fps)
         for name, local in zip(names, (tmp / "video.mp4", tmp / "mask.mp4")):
             cc.upload_input(server, name, local)
-        prompt, (width, height) = build_prompt(row, cfg, *names, clip_fps=fps)
+        prompt, size = build_prompt(row, cfg, *names, clip_fps=fps)
         t0 = time.monotonic()
         result = cc.submit(server, prompt, timeout=cfg.timeout)
         seconds = time.monotonic() - t0
@@ -230,18 +280,38 @@ def evaluate_row(server: cc.ServerHandle, row: dict, cfg: EvalConfig) -> dict:
         outputs = cc.collect_outputs(server, result.history, tmp / "out", save_texts=False)
         comp = _read_result(outputs)
         _cleanup(server, names, outputs, tmp / "out")
-    gt, hole = metrics.ground_truth_at(frames, holes, height, width, cfg.dilate)
-    if comp.shape[1:3] != gt.shape[1:3]:
+    m = score(frames, holes, comp, cfg, size, row["caption"], row["region_caption"])
+    return {"row_id": row["row_id"], "index": row["index"], "name": row["name"], "frames": m.frames,
+            "seconds": seconds, "caption": row["caption"], "region_caption": row["region_caption"], **m.values,
+            "geometry": cfg.geometry, "width": int(comp.shape[2]), "height": int(comp.shape[1]),
+            "i3d_real": m.i3d_real.tolist(), "i3d_fake": m.i3d_fake.tolist()}
+
+
+def score(frames, holes, comp, cfg: EvalConfig, model_size: tuple[int, int], caption: str, region_caption: str,
+          models=None):
+    """The metrics (``metrics.ClipMetrics``) of a result ``comp`` (uint8 ``[N, h, w, 3]``) against the source cut
+    ``frames`` (uint8 ``[T, H, W, 3]``) and its undilated ``holes`` (uint8 ``[T, H, W]``, 255 = hole) in
+    ``cfg.geometry``: reference, at the model size ``model_size`` (width, height), the first ``min(N, T)`` frames
+    (the reference's windows may return fewer); source, at the source's size, every one of the ``T`` source frames.
+    ``models``: the metric networks (default: loaded from ``cfg.metrics_dir``)."""
+    metrics = _core().metrics
+    width, height = model_size
+    gt, hole = metrics.ground_truth(frames, holes, cfg.geometry, height, width, cfg.dilate)
+    if cfg.geometry == "source":
+        if comp.shape[1:3] != gt.shape[1:3] or len(comp) != len(gt):
+            raise RuntimeError(
+                f"--geometry source: the result has {len(comp)} frames of {comp.shape[2]}x{comp.shape[1]} but the source "
+                f"cut has {len(gt)} frames of {gt.shape[2]}x{gt.shape[1]}: the measured node must give every source "
+                "frame at source resolution (the VIDEO composite, VideoPainterCompositeVideo, of an encoder with a VIDEO "
+                "input, output_rate 'source', skip_first_frames and frame_load_cap 0)")
+    elif comp.shape[1:3] != gt.shape[1:3]:
         raise RuntimeError(f"the result is {comp.shape[2]}x{comp.shape[1]} but the model size is {width}x{height}")
     n = min(len(comp), len(gt))  # 'reference' windows may return fewer frames; the reference cuts the GT to match
     gt, hole, comp = gt[:n], hole[:n], comp[:n]
     if cfg.replace_gt:
         comp = metrics.replace_background(gt, comp, hole)
-    m = metrics.clip_metrics(metrics.load_metric_models(cfg.metrics_dir, cfg.device), gt, comp, hole,
-                             row["caption"], row["region_caption"], cfg.mode)
-    return {"row_id": row["row_id"], "index": row["index"], "name": row["name"], "frames": m.frames,
-            "seconds": seconds, "caption": row["caption"], "region_caption": row["region_caption"], **m.values,
-            "i3d_real": m.i3d_real.tolist(), "i3d_fake": m.i3d_fake.tolist()}
+    models = models if models is not None else metrics.load_metric_models(cfg.metrics_dir, cfg.device)
+    return metrics.clip_metrics(models, gt, comp, hole, caption, region_caption, cfg.mode)
 
 
 def _cleanup(server: cc.ServerHandle, inputs: tuple[str, ...], outputs: list[Path], local_out: Path) -> None:
@@ -281,9 +351,19 @@ def summarise(results: list[dict]) -> dict[str, float]:
     return avg
 
 
+def _geometry(r: dict) -> str:
+    return r.get("geometry", "reference")  # rows written before --geometry existed were all reference
+
+
+def _size(r: dict) -> str:
+    return f"{r['width']}x{r['height']}" if "width" in r else ""
+
+
 def write_results(results: list[dict], out_dir: str | Path, dataset: str) -> None:
     """``<out_dir>/<dataset>_metrics.csv`` (one row per video in dataset order + the "Average" row, 4 decimals like
-    the reference) and ``<out_dir>/<dataset>_metrics.json`` (the same numbers at full precision)."""
+    the reference, then the geometry scored and the frames' size WxH) and ``<out_dir>/<dataset>_metrics.json`` (the
+    same numbers at full precision, with ``geometry``, ``sizes`` and ``frames``). Rows of two geometries are
+    refused: their numbers do not average."""
     import csv
     import io
 
@@ -292,6 +372,11 @@ def write_results(results: list[dict], out_dir: str | Path, dataset: str) -> Non
     results = sorted(results, key=lambda r: r["index"])
     if not results:
         raise ValueError("no results to write")
+    geometries = sorted({_geometry(r) for r in results})
+    if len(geometries) != 1:
+        raise ValueError(f"results of the geometries {', '.join(geometries)} cannot go into one table: write each "
+                         "geometry's rows to its own folder (--out)")
+    sizes = sorted({_size(r) for r in results} - {""})
     avg = summarise(results)
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -299,15 +384,17 @@ def write_results(results: list[dict], out_dir: str | Path, dataset: str) -> Non
     for r in results:
         w.writerow([f"{r['index'] + 1:3}", len(results), r["name"],
                     *[f"{r[METRIC_COLUMNS[c]]:.4f}" if c in METRIC_COLUMNS else "" for c in CSV_COLUMNS[3:19]],
-                    r["caption"], r["region_caption"], r["row_id"], r["frames"], f"{r['seconds']:.2f}"])
+                    r["caption"], r["region_caption"], r["row_id"], r["frames"], f"{r['seconds']:.2f}",
+                    _geometry(r), _size(r)])
     w.writerow(["Average", "", "",
                 *[f"{avg[METRIC_COLUMNS[c]]:.4f}" if c in METRIC_COLUMNS else f"{avg['vfid']:.4f}"
                   for c in CSV_COLUMNS[3:19]],
-                "", "", "", int(sum(r["frames"] for r in results)), f"{sum(r['seconds'] for r in results):.2f}"])
+                "", "", "", int(sum(r["frames"] for r in results)), f"{sum(r['seconds'] for r in results):.2f}",
+                geometries[0], " ".join(sizes)])
     _atomic_write(out / f"{dataset}_metrics.csv", buf.getvalue())
     rows = [{k: v for k, v in r.items() if not k.startswith("i3d_")} for r in results]
-    summary = {"dataset": dataset, "videos": len(results), "frames": int(sum(r["frames"] for r in results)),
-               "average": avg, "rows": rows}
+    summary = {"dataset": dataset, "geometry": geometries[0], "sizes": sizes, "videos": len(results),
+               "frames": int(sum(r["frames"] for r in results)), "average": avg, "rows": rows}
     _atomic_write(out / f"{dataset}_metrics.json", json.dumps(summary, indent=1, allow_nan=True) + "\n")
 
 
@@ -339,9 +426,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="paste the ground truth outside the (dilated) hole before measuring, as --replace_gt")
     ap.add_argument("--mode", choices=("reference", "background"), default="reference",
                     help="metric definitions: the reference's (default, comparable with the paper) or corrected")
+    ap.add_argument("--geometry", choices=("reference", "source"), default="reference",
+                    help="what is scored: 'reference' (default, the paper's: the decoder's sampled frames at the model "
+                    "size against the ground truth resized to it; output_rate 'sampled', crop_mode 'full frame' unless "
+                    "--set gives them) or 'source' (the composite's output at output_rate 'source', in the workflow's or "
+                    "--set's crop_mode: every source frame at the source resolution against the source frames, the "
+                    "holes dilated at source resolution). The CSV and JSON say which; a folder holds one")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--max-frames", type=int, default=None,
-                    help="frames per clip (default 49; every frame for a *long* CSV, as the reference)")
+                    help="sampled frames per clip (default 49; every frame for a *long* CSV, as the reference); "
+                    "--geometry source scores the source frames they span (max-frames x the sampling step)")
     ap.add_argument("--width", type=int, default=720, help="DAVIS frames are resized to this (reference 720)")
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE", help="as vp_run.py")
@@ -376,12 +470,14 @@ def config_from_args(args: argparse.Namespace, rows: list[dict] | None = None) -
     max_frames = args.max_frames if args.max_frames is not None else (None if long_csv else 49)
     metrics_dir = args.metrics_dir or args.models_dir / "videopainter" / "metrics"
     rg = args.replace_gt == "on"
+    geometry = getattr(args, "geometry", "reference")
     out = args.out or REPO / "output" / "eval" / (
-        f"Eval_{args.dataset}_dilate_{dilate}_{'w' if rg else 'wo'}_replace_gt_{args.mode}")
+        f"Eval_{args.dataset}_dilate_{dilate}_{'w' if rg else 'wo'}_replace_gt_{args.mode}"
+        + ("" if geometry == "reference" else f"_{geometry}_geometry"))
     return EvalConfig(workflow=str(workflow), sets=sets, mode=args.mode, dilate=dilate, replace_gt=rg,
                       seed=args.seed, max_frames=max_frames, size=(args.width, args.height),
                       metrics_dir=str(metrics_dir), device=args.device, out_dir=str(out),
-                      result_node=args.result_node, timeout=args.timeout)
+                      result_node=args.result_node, timeout=args.timeout, geometry=geometry)
 
 
 def _done_rows(rows_dir: Path, cfg: EvalConfig) -> dict[str, dict]:
@@ -427,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 tmp_base = tempfile.TemporaryDirectory(prefix="vp_eval_host_")
                 server = cc.start_server(tmp_base.name, models_dir=args.models_dir)
-        bar = tqdm(todo, desc=f"{args.dataset} ({cfg.mode})", unit="clip", dynamic_ncols=True)
+        bar = tqdm(todo, desc=f"{args.dataset} ({cfg.mode}, {cfg.geometry} geometry)", unit="clip", dynamic_ncols=True)
         for row in bar:
             bar.set_postfix_str(row["name"][:40])
             try:
@@ -443,7 +539,8 @@ def main(argv: list[str] | None = None) -> int:
         if results:
             write_results(results, out, args.dataset)
             avg = summarise(results)
-            print(json.dumps({"csv": str(out / f"{args.dataset}_metrics.csv"), "videos": len(results),
+            print(json.dumps({"csv": str(out / f"{args.dataset}_metrics.csv"), "geometry": cfg.geometry,
+                              "videos": len(results), "frames": int(sum(r["frames"] for r in results)),
                               "failed": failed, **{k: round(v, 4) for k, v in avg.items()}}, indent=1))
         return EXIT_FAILED if failed else EXIT_OK
     except KeyboardInterrupt:

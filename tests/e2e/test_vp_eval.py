@@ -176,3 +176,21 @@ def test_vp_eval_missing_metric_model_fails_before_any_clip(server, tmp_path, ca
     assert rc == 2
     assert "clip-vit-large-patch14" in err and "hf download" in err
     assert not (tmp_path / "out" / "davis_metrics.csv").exists()
+
+
+def test_vp_eval_source_geometry_scores_every_source_frame_at_source_size(server, metrics_dir, tmp_path):
+    """--geometry source (issue 25 item 4): the workflow runs at output_rate 'source' and every source frame of the
+    cut (18 at 16 fps with step 2, 9 at 8 fps) is scored at the source's 64x48; the table and the summary say so."""
+    d = make_vpbench(tmp_path / "data")
+    args = ["--dataset", "VPBench", "--csv", str(d["csv"]), "--video-root", str(d["video_root"]),
+            "--mask-root", str(d["mask_root"]), "--dilate", "8", "--geometry", "source"]
+    out = tmp_path / "source"
+    proc = run_cli(eval_argv(server, metrics_dir, out, args))
+    table = check_table(out, "VPBench", 2)
+    assert [int(r["Frames"]) for r in table] == [2 * FRAMES, FRAMES, 3 * FRAMES]
+    assert {(r["Geometry"], r["Size"]) for r in table} == {("source", f"{SIZE[0]}x{SIZE[1]}")}
+    summary = json.loads((out / "VPBench_metrics.json").read_text())
+    assert (summary["geometry"], summary["sizes"], summary["frames"]) == ("source", ["64x48"], 3 * FRAMES)
+    assert '"geometry": "source"' in proc.stdout
+    # the reference geometry's rows are refused in that folder (never mixed)
+    assert vp_eval.main(eval_argv(server, metrics_dir, out, args[:-2])) == 2

@@ -85,3 +85,93 @@ def test_a_part_has_the_source_frames_of_its_sampled_frames():
     first, last = timeline.part(0, 9, last=False), timeline.part(8, 20, last=True)
     assert len(first) == 27 and int(first.frames.read(26, 27)[0, 0, 0, 0]) == 26
     assert len(last) == 59 - 24 and int(last.frames.read(0, 1)[0, 0, 0, 0]) == 24
+
+
+@pytest.mark.parametrize("step", [3, 12])  # 12: a sampled period longer than a reader keeps (video_io.KEEP_FRAMES)
+def test_crop_mode_decodes_each_source_frame_once(tmp_path, monkeypatch, step):
+    """Crop mode at the source rate: the generated boxes are placed over their source frames and every source frame
+    is pasted, from ONE reader that decodes each source frame once, in order."""
+    import av
+
+    from videopainter.vp_core.pipeline import crop
+    from videopainter.vp_core.video import video_io
+
+    n = 4 * step + 1
+    frames, holes = clip(n)
+    frames8 = (frames * 255).round().astype(np.uint8)
+    path = tmp_path / "v.mkv"
+    with av.open(str(path), mode="w", format="matroska") as c:
+        s = c.add_stream("ffv1", rate=30)
+        s.width, s.height, s.pix_fmt = W, H, "bgr0"
+        for f in frames8:
+            for packet in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    readers = []
+    reopen = video_io.FileSource.reopen
+    monkeypatch.setattr(video_io.FileSource, "reopen", lambda self: readers.append(reopen(self)) or readers[-1])
+    timeline = source_rate.SourceTimeline(video_io.FileSource(str(path)),
+                                          TensorSource(torch.from_numpy(holes.astype(np.uint8) * 255)), step, 30)
+    plan = crop.CropPlan((H, W), (60, 90), (120, 180), ((20, 30),) * 5, crop.FIXED)
+    generated = torch.from_numpy(frames8[::step, 20:140, 30:210].copy()).float() / 255  # the boxes, at box size
+    chunks = source_rate.composited_chunks(timeline, lambda: iter(generated.split(2)), step, DILATE, FEATHER,
+                                           crop=plan)
+    out = torch.cat(list(chunks()))
+    assert out.shape == (n, H, W, 3)
+    assert len(readers) == 1 and readers[0].decoded == n and readers[0].converted == n
+    # the boxes are the source's own pixels: every sampled frame comes back as it was
+    assert np.array_equal((out[::step] * 255).round().byte().numpy(), frames8[::step])
+
+
+def test_a_still_mask_video_is_decoded_and_logged_once(tmp_path, caplog, monkeypatch):
+    """The encoder's sampled holes and the source-rate timeline's holes come from one check of the mask video: a
+    still mask is decoded once (and logged once) for both."""
+    import logging
+
+    import av
+
+    from videopainter.vp_core.pipeline import clip_inputs
+    from videopainter.vp_core.video import video_io
+
+    def write(path, arr):
+        with av.open(str(path), mode="w", format="matroska") as c:
+            s = c.add_stream("ffv1", rate=24)
+            s.width, s.height, s.pix_fmt = arr.shape[2], arr.shape[1], "bgr0"
+            for f in arr:
+                for packet in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                    c.mux(packet)
+            for packet in s.encode():
+                c.mux(packet)
+
+    class FileVideo:
+        def __init__(self, path):
+            self.path = str(path)
+
+        def get_stream_source(self):
+            return self.path
+
+    rng = np.random.default_rng(0)
+    write(tmp_path / "v.mkv", rng.integers(0, 256, (12, 32, 48, 3), dtype=np.uint8))
+    still = np.zeros((1, 32, 48, 3), np.uint8)
+    still[:, 8:20, 10:30] = 255
+    write(tmp_path / "m.mkv", still)
+    made = []
+    init = video_io.FileSource.__init__
+
+    def counting(self, source, *a, **k):
+        init(self, source, *a, **k)
+        if str(source).endswith("m.mkv"):
+            made.append(self)
+
+    monkeypatch.setattr(video_io.FileSource, "__init__", counting)
+    settings = clip_inputs.ClipSettings(target_fps=8.0, output_rate="source")
+    with caplog.at_level(logging.INFO):
+        job = clip_inputs.prepare(FileVideo(tmp_path / "v.mkv"), FileVideo(tmp_path / "m.mkv"), None, settings,
+                                  width=48, height=32, dilate_size=3)
+    assert caplog.text.count("the mask video has 1 frame") == 1
+    assert len(made) == 1 and made[0].decoded == 1
+    assert len(job.source.hole) == 12 and len(job.hole) == 4  # every source frame, and the sampled ones (step 3)
+    want = torch.from_numpy(still[0, ..., 0])
+    assert torch.equal(video_io.read_frames(job.source.hole, 11, 12)[0], want)
+    assert torch.equal(video_io.read_frames(job.hole, 3, 4)[0], want)

@@ -206,11 +206,15 @@ def _kept(n: int, start: int, end: int, step: int, max_frames: int | None) -> ra
     return r[:max_frames] if max_frames is not None else r
 
 
-def read_clip(row: dict, max_frames: int | None = 49, size: tuple[int, int] = (720, 480)) -> tuple[torch.Tensor, torch.Tensor]:
+def read_clip(row: dict, max_frames: int | None = 49, size: tuple[int, int] | None = (720, 480),
+              source_rate: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``(frames uint8 [T, H, W, 3], holes uint8 [T, H, W])`` of a row (see the module docstring).
 
     ``size`` is (width, height), used for DAVIS only (VPBench clips stay at source resolution; the model's
-    pre-processing resizes them).
+    pre-processing resizes them); None keeps DAVIS frames at their stored size.
+    ``source_rate``: every source frame of the cut instead of every ``step``-th (the evaluation's ``source``
+    geometry, whose output has every source frame), as many as the ``max_frames`` sampled frames span
+    (``max_frames * step``: each sampled frame's period), so the encoder samples the same frames from it.
     """
     if row["dataset"] == "davis":
         return _read_davis(row, max_frames, size)
@@ -222,7 +226,11 @@ def read_clip(row: dict, max_frames: int | None = 49, size: tuple[int, int] = (7
     if not masks_path.is_file():
         raise ValueError(f"VPBench masks {masks_path} do not exist (row {row['name']})")
     labels = np.load(masks_path)["arr_0"]
-    keep = _kept(len(labels), row["start_frame"], row["end_frame"], row["step"], max_frames)
+    if source_rate:
+        span = None if max_frames is None else max_frames * row["step"]
+        keep = _kept(len(labels), row["start_frame"], row["end_frame"], 1, span)
+    else:
+        keep = _kept(len(labels), row["start_frame"], row["end_frame"], row["step"], max_frames)
     frames = list(_decode(Path(row["video"]), keep))
     if not frames:
         raise ValueError(f"row {row['name']}: no frame of {row['video']} lies in {keep}")
@@ -237,12 +245,15 @@ def read_clip(row: dict, max_frames: int | None = 49, size: tuple[int, int] = (7
 _CROSS = ndimage.generate_binary_structure(2, 1)  # cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 
 
-def _read_davis(row: dict, max_frames: int | None, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    w, h = size
+def _read_davis(row: dict, max_frames: int | None, size: tuple[int, int] | None) -> tuple[torch.Tensor, torch.Tensor]:
     folder, mask_folder = Path(row["video"]), Path(row["masks"])
     if not folder.is_dir():
         raise ValueError(f"DAVIS frames folder {folder} does not exist")
     names = sorted(os.listdir(folder))[:max_frames]
+    if size is None and names:  # the stored size (the source geometry): the resize below is then the identity
+        with Image.open(folder / names[0]) as first:
+            size = first.size
+    w, h = size or (0, 0)
     frames, holes = [], []
     for i, name in enumerate(names):
         img = torch.from_numpy(np.array(Image.open(folder / name).convert("RGB"))).permute(2, 0, 1)[None].float()

@@ -89,19 +89,22 @@ def _mask_batch(mask: Tensor) -> Tensor:
     return mask
 
 
-def _mask_video(mask, s: ClipSettings, step: int, video_frames: int, video_fps: float, count: int) -> FrameSource:
+def _mask_video(mask, s: ClipSettings, step: int, video_frames: int, video_fps: float, count: int,
+                every_count: int) -> tuple[FrameSource, FrameSource]:
     """The holes of a mask VIDEO, checked against the video BEFORE frame-rate sampling (after it, 42 and 40 frames
     both sample to 14 at step 3 and the mismatch would pass): the same frame count and rate, or a single still mask,
-    which is used for every frame."""
+    which is used for every frame (decoded once). Two sources of the one check: the sampled holes (``count``) and
+    every source frame's from ``skip_first_frames`` on (``every_count``, for output at the source rate)."""
     info, trim = _probe(mask, "mask")
     post = mask_reader(s.mask_channel, s.threshold)
     if info.frames == 1:
         log.info("mask: the mask video has 1 frame: it is used for every frame of the video (%d)", video_frames)
         still = FileSource(mask.get_stream_source(), 1, 0, 0, trim, "mask", info=info, post=post)
         try:
-            return TensorSource(still.read(0, 1), count=count)
+            frame = still.read(0, 1)
         finally:
             still.close()
+        return TensorSource(frame, count=count), TensorSource(frame, count=every_count)
     if info.frames != video_frames:
         raise ValueError(
             f"mask: the mask video has {info.frames} frames but the video has {video_frames} (both before frame-rate "
@@ -113,7 +116,7 @@ def _mask_video(mask, s: ClipSettings, step: int, video_frames: int, video_fps: 
             f"mask: the mask video runs at {float(info.fps):.6g} fps but the video at {video_fps:.6g} fps: their frames "
             "would not line up; give the mask video at the video's frame rate (one mask frame per video frame)"
         )
-    return _open(mask, step, s, "mask", post=post)
+    return _open(mask, step, s, "mask", post=post), _open(mask, 1, replace(s, frame_load_cap=0), "mask", post=post)
 
 
 def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: int, height: int,
@@ -171,9 +174,8 @@ def prepare(video, mask, first_frame: Tensor | None, s: ClipSettings, *, width: 
         if s.mask_channel not in MASK_CHANNELS:
             raise ValueError(f"mask_channel: expected one of {', '.join(MASK_CHANNELS)}; got {s.mask_channel!r}")
         video_fps = float(frames.info.fps) if is_video(video) else s.source_fps
-        hole = _mask_video(mask, s, step, source_frames, video_fps, len(frames))
-        every_hole = _mask_video(mask, replace(s, frame_load_cap=0), 1, source_frames, video_fps,
-                                 max(source_frames - s.skip_first_frames, 0))
+        hole, every_hole = _mask_video(mask, s, step, source_frames, video_fps, len(frames),
+                                       max(source_frames - s.skip_first_frames, 0))
     else:
         m = _mask_batch(mask)
         preprocess.check_finite("mask", m)

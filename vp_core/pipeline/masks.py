@@ -132,17 +132,24 @@ class HoleScan:
 
 
 def frame_boxes(holes: Tensor) -> tuple[list[tuple[int, int, int, int] | None], list[int]]:
-    """Bounding boxes and areas of binary holes ``[n, H, W]`` (nonzero = hole), one per frame."""
-    hole = holes > 0
-    areas = hole.sum(dim=(1, 2)).to(torch.int64).tolist()
-    rows, cols = hole.any(2), hole.any(1)
+    """Bounding boxes and areas of binary holes ``[n, H, W]`` (nonzero = hole), one per frame.
+
+    The rows and columns that hold a hole come from each axis' maximum, and the area is counted inside the box only:
+    at 1080p, counting over the whole frame took 14 ms of the pre-pass's ~26 ms per frame (``bench_mask_scan.py``)."""
+    if holes.dtype not in (torch.uint8, torch.bool):
+        holes = holes != 0
+    rows, cols = holes.amax(2) > 0, holes.amax(1) > 0
     boxes: list[tuple[int, int, int, int] | None] = []
-    for i, area in enumerate(areas):
-        if area == 0:
-            boxes.append(None)
-            continue
+    areas: list[int] = []
+    for i in range(holes.shape[0]):
         r, c = torch.nonzero(rows[i]).flatten(), torch.nonzero(cols[i]).flatten()
-        boxes.append((int(r[0]), int(r[-1]) + 1, int(c[0]), int(c[-1]) + 1))
+        if r.numel() == 0:
+            boxes.append(None)
+            areas.append(0)
+            continue
+        box = (int(r[0]), int(r[-1]) + 1, int(c[0]), int(c[-1]) + 1)
+        boxes.append(box)
+        areas.append(int(torch.count_nonzero(holes[i, box[0]:box[1], box[2]:box[3]])))
     return boxes, areas
 
 

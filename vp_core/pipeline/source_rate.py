@@ -78,36 +78,25 @@ def spacing(timeline: SourceTimeline, sampled: int, generated: int, name: str = 
     )
 
 
-def placed(generated: Iterator[Tensor], timeline: SourceTimeline, space: int, crop=None) -> Iterator[Tensor]:
-    """The generated frames one by one in SOURCE coordinates ``[H, W, 3]`` (``composite.place``). Generated frame
-    ``j`` is source frame ``j * space`` of the timeline. Crop mode (``crop``, the encoder's ``CropPlan`` of the
-    sampled frames): its box goes back where the encoder cut it, over that source frame, which a reader of its own
-    reads in order (one frame at a time). Frames at the source rate between two sampled frames take the sampled
-    frames' box, which must then be the same for both (``crop fixed``, or a ``crop follow`` box that did not move)."""
-    h, w = frame_size(timeline.hole)
-    size_only = torch.empty(1, h, w, 3, device="meta")  # full frame: ``place`` reads only the size
-    backgrounds = reader(timeline.frames) if crop is not None else None
-    try:
-        j = 0
-        for chunk in generated:
-            for frame in chunk:
-                if crop is None:
-                    yield composite.place(frame[None], size_only)[0]
-                else:
-                    src = j * space
-                    k, r = divmod(src, timeline.step)
-                    if r and k + 1 < len(crop) and crop.box(k) != crop.box(k + 1):
-                        raise ValueError(
-                            f"generated: frames at the source rate in crop mode {crop.mode!r}: the crop box moves between "
-                            f"sampled frames {k} and {k + 1}, so source frame {src} has no box of its own. Give the "
-                            "generated frames at the sampled rate (VideoPainter Decode; the composite interpolates them), "
-                            "or encode with crop_mode 'crop fixed'")
-                    original = read_frames(backgrounds, src, src + 1).float() / 255.0
-                    yield composite.place(frame[None], original, crop, first_index=min(k, len(crop) - 1))[0]
-                j += 1
-    finally:
-        if backgrounds is not None:
-            close(backgrounds)
+def place(frame: Tensor, j: int, originals, timeline: SourceTimeline, space: int, crop=None) -> Tensor:
+    """Generated frame ``j`` (``[h, w, 3]``) in SOURCE coordinates ``[H, W, 3]`` (``composite.place``); it is source
+    frame ``j * space`` of the timeline. Crop mode (``crop``, the encoder's ``CropPlan`` of the sampled frames): its
+    box goes back where the encoder cut it, over that source frame, read from ``originals`` (the composite's own
+    reader, ``_frames``: each source frame is decoded once). Frames at the source rate between two sampled frames
+    take the sampled frames' box, which must then be the same for both (``crop fixed``, or a ``crop follow`` box that
+    did not move)."""
+    if crop is None:  # full frame: ``place`` reads only the size
+        h, w = frame_size(timeline.hole)
+        return composite.place(frame[None], torch.empty(1, h, w, 3, device="meta"))[0]
+    src = j * space
+    k, r = divmod(src, timeline.step)
+    if r and k + 1 < len(crop) and crop.box(k) != crop.box(k + 1):
+        raise ValueError(
+            f"generated: frames at the source rate in crop mode {crop.mode!r}: the crop box moves between sampled "
+            f"frames {k} and {k + 1}, so source frame {src} has no box of its own. Give the generated frames at the "
+            "sampled rate (VideoPainter Decode; the composite interpolates them), or encode with crop_mode 'crop fixed'")
+    original = read_frames(originals, src, src + 1).float() / 255.0
+    return composite.place(frame[None], original, crop, first_index=min(k, len(crop) - 1))[0]
 
 
 def _box(holes: Tensor, margin: int) -> interpolate.Box | None:
@@ -118,13 +107,13 @@ def composited_chunks(timeline: SourceTimeline, generated: Chunks, space: int, d
                       crop=None) -> Chunks:
     """Every source frame of ``timeline`` composited, one frame per chunk. ``generated``: frames ``space`` source
     frames apart (``spacing``), at the working size or the source's, or crop boxes (``crop``: the encoder's
-    ``CropPlan``); ``placed`` puts them in source coordinates."""
+    ``CropPlan``); ``place`` puts them in source coordinates."""
 
     def chunks() -> Iterator[Tensor]:
         frames, hole = reader(timeline.frames), reader(timeline.hole)
         try:
-            yield from _frames(frames, hole, placed(generated(), timeline, space, crop), space, timeline.step, dilate,
-                               feather)
+            raw = (frame for chunk in generated() for frame in chunk)
+            yield from _frames(frames, hole, raw, timeline, space, dilate, feather, crop)
         finally:  # decoders and kept frames go at once
             close(frames)
             close(hole)
@@ -132,21 +121,34 @@ def composited_chunks(timeline: SourceTimeline, generated: Chunks, space: int, d
     return chunks
 
 
-def _frames(frames, hole, gen: Iterator[Tensor], space: int, step: int, dilate: int, feather: int) -> Iterator[Tensor]:
-    """The composite of every source frame from the generated frames in source coordinates (``gen``); after the
-    last generated frame at most a sampled period (``step``)."""
-    n = len(frames)
+def _frames(frames, hole, raw: Iterator[Tensor], timeline: SourceTimeline, space: int, dilate: int, feather: int,
+            crop=None) -> Iterator[Tensor]:
+    """The composite of every source frame from the generated frames (``raw``, one by one, placed in source
+    coordinates by ``place``); after the last generated frame at most a sampled period (``step``).
+
+    One reader (``frames``) serves the paste and crop mode's placement, strictly in order: a period's source frames
+    are read before the next generated frame is placed over the source frame that follows them."""
+    n, step = len(frames), timeline.step
     margin = dilate + 2 * feather + FLOW_MARGIN  # paste changes pixels up to dilate + feather from the hole, reads 2x
-    prev, a = None, next(gen, None)
-    if a is None:
+    first = next(raw, None)
+    if first is None:
         raise ValueError("generated has no frames")
-    b, done = next(gen, None), 0
+    prev, a, j, done = None, place(first, 0, frames, timeline, space, crop), 0, 0
     while done < n:
-        end = min(done + space, n) if b is not None else n
-        if end - done > max(space, step):
-            raise ValueError(f"generated ends at source frame {done}, {n - done - 1} source frames before the clip's "
-                             f"end: give a generated frame every {space} source frame(s) up to the last sampled frame")
+        end = min(done + space, n)
         original = read_frames(frames, done, end)
+        following = next(raw, None)
+        if following is None:  # a was the last generated frame: the rest of the clip, at most a sampled period
+            if n - done > max(space, step):
+                raise ValueError(f"generated ends at source frame {done}, {n - done - 1} source frames before the "
+                                 f"clip's end: give a generated frame every {space} source frame(s) up to the last "
+                                 "sampled frame")
+            if end < n:
+                original = torch.cat([original, read_frames(frames, end, n)])
+            b, end = None, n
+        else:  # prev is needed only past the last generated frame: two generated frames in memory
+            prev, j = None, j + 1
+            b = place(following, j, frames, timeline, space, crop)
         holes = read_frames(hole, done, end) > 127
         # between a and b; past the last generated frame, the last pair's motion carried on (t > 1)
         pair, t0 = ((a, b), 0.0) if b is not None else ((prev, a), 1.0)
@@ -160,8 +162,5 @@ def _frames(frames, hole, gen: Iterator[Tensor], space: int, step: int, dilate: 
                                   first_index=done + i)
         done = end
         prev, a = a, b
-        b = next(gen, None) if a is not None else None
-        if b is not None:  # prev is needed only past the last generated frame: two generated frames in memory
-            prev = None
     if a is not None:  # the clip ended before the generated frames did
         raise ValueError(f"generated has more frames than the clip's {n} source frames need (one every {space})")

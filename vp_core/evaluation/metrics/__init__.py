@@ -13,12 +13,13 @@ from .frame import MODES
 from .models import ALL as MODEL_FILES
 from .models import SUBDIR, MetricModels, MissingMetricModelError, load_metric_models, locate
 from .video import (
-    FRAME_AVERAGED, MASKED, WHOLE, ClipMetrics, clip_metrics, compare, ground_truth_at, progress_steps, quantize,
-    replace_background, report,
+    FRAME_AVERAGED, GEOMETRIES, MASKED, WHOLE, ClipMetrics, clip_metrics, compare, ground_truth, ground_truth_at,
+    progress_steps, quantize, replace_background, report,
 )
 
 __all__ = [
     "MODES", "MODEL_FILES", "SUBDIR", "WHOLE", "MASKED", "FRAME_AVERAGED", "ClipMetrics", "MetricModels",
-    "MissingMetricModelError", "clip_metrics", "compare", "frechet_distance", "ground_truth_at", "progress_steps", "quantize",
+    "MissingMetricModelError", "GEOMETRIES", "clip_metrics", "compare", "frechet_distance", "ground_truth",
+    "ground_truth_at", "progress_steps", "quantize",
     "report", "load_metric_models", "locate", "replace_background", "vfid",
 ]

@@ -102,6 +102,30 @@ def ground_truth_at(frames: Tensor, holes: Tensor, height: int, width: int, dila
     return torch.cat(gts), torch.cat(masks)
 
 
+GEOMETRIES = ("reference", "source")
+
+
+def ground_truth(frames: Tensor, holes: Tensor, geometry: str, height: int, width: int, dilate: int,
+                 chunk: int = 8) -> tuple[Tensor, Tensor]:
+    """The measuring ground truth ``uint8 [T, h, w, 3]`` and hole ``uint8 [T, h, w]`` (1 = hole) of source frames
+    and undilated holes (255 = hole) in one of ``GEOMETRIES``: the one place that decides where a result is measured.
+
+    ``reference``: at the model's size (``height`` x ``width``), ``ground_truth_at`` (the paper's geometry: its
+    model writes 720x480 frames, so the reference resizes the ground truth to them). ``source``: the source frames
+    as they are, at their own resolution (the source-rate composite's geometry), and the holes dilated by the same
+    kernel (``preprocess.dilate``, the encoder's ``dilate`` at source resolution) with no resize: the same
+    masked / unmasked definitions on the pixels the user gets back."""
+    if geometry == "reference":
+        return ground_truth_at(frames, holes, height, width, dilate, chunk)
+    if geometry != "source":
+        raise ValueError(f"geometry: expected one of {', '.join(GEOMETRIES)}; got {geometry!r}")
+    from ...pipeline import preprocess
+
+    masks = [(preprocess.dilate(holes[s:s + chunk], dilate) > 127).to(torch.uint8)
+             for s in range(0, holes.shape[0], chunk)]
+    return frames, torch.cat(masks)
+
+
 def quantize(images: Tensor) -> Tensor:
     """ComfyUI floats in [0, 1] -> uint8 by truncation, as the reference's ``(x * 255).astype(np.uint8)`` (and as
     ComfyUI's Save Image writes PNGs)."""

@@ -153,8 +153,12 @@ def _node_of_class(prompt: dict, class_type: str) -> str:
 
 
 def _titled(prompt: dict, title: str) -> str | None:
-    ids = [nid for nid, n in prompt.items() if n.get("_meta", {}).get("title") == title]
-    return ids[0] if len(ids) == 1 else None
+    """The node titled ``title`` as ``--set`` finds it (case, spaces and underscores ignored: a workflow exported
+    from the UI says "Seed"), or None when there is none or several."""
+    try:
+        return cc.find_node(prompt, title)
+    except cc.OverrideError:
+        return None
 
 
 VIDEO_OUTPUT = ("VideoPainterDecodeVideo", "VideoPainterCompositeVideo", "CreateVideo", "LoadVideo")

@@ -261,3 +261,22 @@ def test_crop_follow_scores_higher_than_full_frame_at_source_resolution_with_the
     # the paper's masked ("background") metrics leave the hole out: the same in both modes
     for key in ("masked_psnr", "masked_mse", "masked_mae"):
         assert follow[key] == pytest.approx(full[key], rel=1e-9), key
+
+
+def test_a_workflow_exported_from_the_ui_gets_the_rows_seed_and_first_frame_prompt(tmp_path):
+    """A workflow exported from the UI carries the readable titles ("Seed", "First frame prompt"), not the API
+    files' handles: the row's seed and region caption still reach those nodes."""
+    api = json.loads((REPO / "workflows/api/videopainter_flux_fill_first_frame.json").read_text())
+    readable = {"seed": "Seed", "first_frame_prompt": "First frame prompt"}
+    for node in api.values():
+        title = node.get("_meta", {}).get("title")
+        if title in readable:
+            node["_meta"]["title"] = readable[title]
+    assert set(by_title(api)) >= set(readable.values())
+    exported = tmp_path / "exported.json"
+    exported.write_text(json.dumps(api))
+    prompt, _ = vp_eval.build_prompt(ROW, vp_eval.EvalConfig(workflow=str(exported), seed=7), "v.mp4", "m.mp4",
+                                     clip_fps=8)
+    nodes = by_title(prompt)
+    assert nodes["Seed"]["inputs"]["value"] == 7
+    assert nodes["First frame prompt"]["inputs"]["value"] == ROW["region_caption"]

@@ -43,6 +43,8 @@ CARDS = {
                              "Fallback without an image inpainter; runs on the tiny demo weights"),
     "videopainter_inpaint_hd_crop": ("Inpaint HD footage",
                                      "The model sees a box around the hole, pasted back at source resolution"),
+    "videopainter_flux_fill_hd_crop": ("Inpaint HD footage, FLUX Fill",
+                                       "FLUX.1 Fill paints frame 0's box, the model fills the box at source size"),
     "videopainter_long_video_parts": ("Long video in parts",
                                       "Two chained parts; the ID state carries the fill from one to the next"),
     "videopainter_style_lora": ("Inpaint with a style LoRA", "The inpaint workflow plus your CogVideoX-5B-I2V LoRA"),

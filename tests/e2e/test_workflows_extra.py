@@ -13,6 +13,7 @@ workflows run as shipped.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import av
@@ -30,6 +31,7 @@ API = REPO / "workflows" / "api"
 EDIT = API / "videopainter_edit.json"
 STYLE = API / "videopainter_style_lora.json"
 FLUX = API / "videopainter_flux_fill_first_frame.json"
+FLUX_HD = API / "videopainter_flux_fill_hd_crop.json"  # FLUX Fill on frame 0's crop box (crop follow)
 FIRST_FRAME = "vp_sample_first_frame.png"
 
 pytestmark = pytest.mark.e2e
@@ -151,14 +153,14 @@ def test_style_lora_workflow_stacks_the_style_lora_after_the_id_lora():
     assert demo[cc.find_node(demo, "style_lora")]["inputs"]["lora_name"] == "loras/videopainter_demo_style.safetensors"
 
 
-@pytest.mark.parametrize("path, dilate", [(FLUX, 32), (EDIT, 48)], ids=["flux_fill", "edit"])
+@pytest.mark.parametrize("path, dilate", [(FLUX, 32), (FLUX_HD, 32), (EDIT, 48)], ids=["flux_fill", "flux_hd", "edit"])
 def test_flux_workflows_wire_flux_fill_into_first_frame(path, dilate):
     prompt = cc.load_workflow(path)
     check_flux_half(prompt)
     assert prompt[cc.find_node(prompt, "encode")]["inputs"]["dilate"] == dilate  # inpaint.sh 32, edit.sh 48
 
 
-@pytest.mark.parametrize("path", [FLUX, EDIT], ids=["flux_fill", "edit"])
+@pytest.mark.parametrize("path", [FLUX, FLUX_HD, EDIT], ids=["flux_fill", "flux_hd", "edit"])
 def test_flux_workflow_without_flux_models_fails_validation_naming_them(server, path):
     """Without the FLUX models the video output cannot run and validation names the missing files. The editing
     workflow's Mask Check is an output of its own that needs no FLUX, so ComfyUI accepts that prompt for the check
@@ -166,7 +168,7 @@ def test_flux_workflow_without_flux_models_fails_validation_naming_them(server, 
     prompt = cc.apply_overrides(cc.load_workflow(path), cc.demo_sets(path))
     r = requests.post(server.url + "/prompt", json={"prompt": prompt, "client_id": "vp-flux-missing"}, timeout=60)
     body = r.json()
-    assert r.status_code == (400 if path == FLUX else 200), body
+    assert r.status_code == (200 if path == EDIT else 400), body
     save = cc.find_node(prompt, "save")
     assert any(save in e.get("dependent_outputs", []) for e in body["node_errors"].values()), body
     message = cc.format_validation_error(body.get("error", {}), body["node_errors"])
@@ -174,7 +176,7 @@ def test_flux_workflow_without_flux_models_fails_validation_naming_them(server, 
         assert missing in message, message
 
 
-@pytest.mark.parametrize("path", [FLUX, EDIT], ids=["flux_fill", "edit"])
+@pytest.mark.parametrize("path", [FLUX, FLUX_HD, EDIT], ids=["flux_fill", "flux_hd", "edit"])
 def test_flux_half_replacement_leaves_no_flux_node_reachable(server, path):
     info = cc.object_info(server)
     full = cc.load_workflow(path)
@@ -185,6 +187,37 @@ def test_flux_half_replacement_leaves_no_flux_node_reachable(server, path):
     runs = {half[n]["class_type"] for n in reachable(half, info)}
     assert not runs & flux_classes, runs & flux_classes
     assert cc.find_node(half, "first_frame") in reachable(half, info) and "LoadImage" in runs
+
+
+def test_flux_hd_crop_gives_flux_fill_the_encoders_box_and_the_box_reaches_the_video_model(server, tmp_path):
+    """``videopainter_flux_fill_hd_crop``: the First Frame node takes frame 0's crop box from the ``crop_box``
+    encoder (the same settings as ``encode``, no first frame), so FLUX Fill paints the box the video model sees. Run
+    with FLUX bypassed (FLUX cannot run on demo weights): the unpainted box goes straight into ``encode``'s
+    first_frame; it is the box's size, and the encoder takes it in crop follow."""
+    prompt = cc.load_workflow(FLUX_HD)
+    encode_id, box_id = cc.find_node(prompt, "encode"), cc.find_node(prompt, "crop_box")
+    encode, box = prompt[encode_id]["inputs"], prompt[box_id]["inputs"]
+    assert {k: v for k, v in encode.items() if k != "first_frame"} == box and "first_frame" not in box
+    assert encode["crop_mode"] == "crop follow"
+    source_id = cc.find_node(prompt, "flux_first_frame_source")
+    assert prompt[source_id]["inputs"]["crop_from"] == [box_id, 0]
+    # The sample clip is 96x80: a small dilation and margin, so the box is smaller than the frame (both encoders)
+    small = {"dilate": 2, "context_factor": 1.0, "context_pixels": 2, "output_rate": "sampled"}
+    prompt = cc.apply_overrides(prompt, {**cc.demo_sets(FLUX_HD), **{f"{node}.{k}": v for k, v in small.items()
+                                                                     for node in ("encode", "crop_box")}})
+    prompt[encode_id]["inputs"]["first_frame"] = [source_id, 0]  # FLUX bypassed: the box it would paint
+    prompt["vp_box"] = {"class_type": "SaveImage", "inputs": {"images": [source_id, 0], "filename_prefix": "vp_hd_box"}}
+    log_start = len(server.log_path.read_text(errors="replace"))
+    result = cc.submit(server, prompt, timeout=600).raise_for_status()
+    log = server.log_path.read_text(errors="replace")[log_start:]
+    found = re.search(r"crop to the mask \(crop follow\): box (\d+)x(\d+) \(WxH\)", log)
+    assert found, log[-3000:]
+    files = cc.collect_outputs(server, result.history, tmp_path)
+    (box_png,) = [f for f in files if f.name.startswith("vp_hd_box")]
+    assert Image.open(box_png).size == (int(found[1]), int(found[2]))  # FLUX gets the box, at source resolution
+    video, _ = make_sample_clip.sample_frames()
+    assert Image.open(box_png).size != (video.shape[2], video.shape[1])  # not the whole frame
+    assert [f for f in files if f.suffix == ".mp4"], [f.name for f in files]
 
 
 def test_mask_check_warnings_reach_the_client_and_the_log(server):

@@ -87,9 +87,6 @@ def run(args: argparse.Namespace) -> int:
     from videopainter.vp_core.base.hostenv import ensure_comfy
 
     ensure_comfy()
-    import torch
-    from accelerate import Accelerator
-
     from videopainter.vp_core.training import data, optim, trainer
     from videopainter.vp_core.training.mask_transforms import MaskAugment
 
@@ -102,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     aug.probabilities()  # checks the --p_* flags before anything is loaded
     dcfg = data.DataConfig(args.height, args.width, args.max_num_frames, args.first_frame_gt, args.mix_train_ratio,
                            aug, args.on_bad_row)
-    acc = Accelerator(mixed_precision=args.mixed_precision, cpu=not torch.cuda.is_available())
+    acc = trainer.make_accelerator(args.mixed_precision)
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         if not (cache / data.INDEX).is_file():

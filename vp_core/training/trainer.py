@@ -83,14 +83,36 @@ def checkpoints(output_dir: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
 
+def make_accelerator(mixed_precision: str = "no"):
+    """The run's ``Accelerator``: what ``accelerate launch`` (its config file, or torchrun's environment) asks for.
+
+    On a machine without CUDA accelerate needs ``cpu=True`` for plain multi-process (gloo) training, but
+    ``cpu=True`` also switches DeepSpeed off without a word (the run silently becomes DDP); and with ``cpu=False``
+    it finds no GPU backend and counts every process as a world of one. So a DeepSpeed launch on CPU gets
+    ``cpu=False`` plus the backend of DeepSpeed's CPU accelerator (gloo, or oneCCL where installed) named
+    explicitly, which makes accelerate initialise the process group through DeepSpeed and count the world."""
+    from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
+
+    if torch.cuda.is_available():
+        return Accelerator(mixed_precision=mixed_precision)
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() != "true":
+        return Accelerator(mixed_precision=mixed_precision, cpu=True)
+    from deepspeed.accelerator import get_accelerator
+
+    ds = get_accelerator()
+    if ds.device_name() != "cpu":
+        raise RuntimeError(f"DeepSpeed launch without CUDA: DeepSpeed picked the {ds.device_name()!r} accelerator; "
+                           "set DS_ACCELERATOR=cpu to train on the CPU")
+    return Accelerator(mixed_precision=mixed_precision,
+                       kwargs_handlers=[InitProcessGroupKwargs(backend=ds.communication_backend_name())])
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, accelerator=None):
-        from accelerate import Accelerator
-
         _check(cfg)
         self.cfg = cfg
-        self.acc = accelerator or Accelerator(mixed_precision=cfg.mixed_precision,
-                                              cpu=not torch.cuda.is_available())
+        self.acc = accelerator or make_accelerator(cfg.mixed_precision)
         dev = self.acc.device
         weight_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.mixed_precision, torch.float32)
         root = Path(cfg.pretrained_model_name_or_path)
@@ -123,12 +145,17 @@ class Trainer:
         self.store = ClipStore(cfg.cache_dir)
         optimizer = make_optimizer(self.named.values(), cfg.optim)
         lr_scheduler = make_lr_scheduler(optimizer, cfg.optim, self.acc.num_processes)
-        self.model, self.optimizer, self.lr_scheduler = self.acc.prepare(model, optimizer, lr_scheduler)
         from accelerate.utils import DistributedType
 
-        # Under DeepSpeed the engine owns the optimizer, the clipping (config gradient_clipping) and its state files
-        # (accelerate's save_state: DeepSpeed's own format); NOT RUN here (no GPU was available).
+        # Under DeepSpeed the engine owns the optimizer (DeepSpeedCPUAdam when the config offloads it), the clipping
+        # (config gradient_clipping) and its state files (accelerate's save_state: DeepSpeed's own format).
         self.deepspeed = self.acc.distributed_type == DistributedType.DEEPSPEED
+        if self.deepspeed:
+            # the engine needs the per-process batch; accelerate reads it from a DataLoader, and this loop has none
+            # (samples are drawn by (seed, step, index), see _batch)
+            ds_config = self.acc.state.deepspeed_plugin.deepspeed_config
+            ds_config["train_micro_batch_size_per_gpu"] = cfg.train_batch_size
+        self.model, self.optimizer, self.lr_scheduler = self.acc.prepare(model, optimizer, lr_scheduler)
         self.step = 0
         self.out = Path(cfg.output_dir)
 

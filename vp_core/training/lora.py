@@ -86,8 +86,8 @@ class TrainableLora(nn.Module):
             out[lora_key(i, self.targets[t], "B")] = adapter.lora_up.weight
         return out
 
-    def state_dict_official(self) -> dict[str, Tensor]:
-        return {k: v.detach().cpu().contiguous() for k, v in self.trainable().items()}
+    def state_dict_official(self, dtype: torch.dtype | None = None) -> dict[str, Tensor]:
+        return {k: v.detach().cpu().to(dtype).contiguous() for k, v in self.trainable().items()}
 
     def detach_from_backbone(self) -> None:
         """Remove the adapters from the backbone's layers (the backbone is plain again)."""

@@ -155,7 +155,16 @@ class Trainer:
             # (samples are drawn by (seed, step, index), see _batch)
             ds_config = self.acc.state.deepspeed_plugin.deepspeed_config
             ds_config["train_micro_batch_size_per_gpu"] = cfg.train_batch_size
+            clip = ds_config.get("gradient_clipping", "auto")
+            if clip == "auto":
+                ds_config["gradient_clipping"] = cfg.optim.max_grad_norm
+            elif float(clip) != cfg.optim.max_grad_norm:  # DeepSpeed clips with its config's value, not the flag
+                raise ValueError(f"--max_grad_norm is {cfg.optim.max_grad_norm} but the DeepSpeed config's "
+                                 f"gradient_clipping is {clip}: make them equal (or set gradient_clipping: auto)")
         self.model, self.optimizer, self.lr_scheduler = self.acc.prepare(model, optimizer, lr_scheduler)
+        # DeepSpeed's bf16 casts the whole module (no autocast), so the step's inputs must be bf16 too, as the
+        # reference's latents (weight_dtype); accelerate's own mixed precision autocasts fp32 inputs
+        self.input_dtype = torch.bfloat16 if self.deepspeed and cfg.mixed_precision == "bf16" else torch.float32
         self.step = 0
         self.out = Path(cfg.output_dir)
 
@@ -184,7 +193,7 @@ class Trainer:
     def train_step(self, step: int) -> dict:
         cfg = self.cfg
         batch, rnd = self._batch(step)
-        lat = encode_batch(self.vae, batch, rnd, cfg.enable_tiling).to(self.acc.device)
+        lat = encode_batch(self.vae, batch, rnd, cfg.enable_tiling).to(self.acc.device, self.input_dtype)
         with self.acc.autocast():
             res = forward_loss(self.model, self.scheduler, lat, rnd.noise, rnd.timesteps, cfg.inpainting_loss_weight)
         self.acc.backward(res.loss)
@@ -224,8 +233,18 @@ class Trainer:
         return logs
 
     # ------------------------------------------------------------------------------------------ checkpoints
+    @property
+    def part_dtype(self) -> torch.dtype:
+        """The dtype of the saved branch / LoRA file: bf16 under ``--mixed_precision bf16`` (the official files are
+        bf16: the reference saves the weights of its bf16 run), fp32 otherwise. When that rounds the fp32 master
+        weights, the masters go to ``training_state.safetensors`` (``master.<name>``) so a resume is exact (under
+        DeepSpeed the engine's state holds them)."""
+        return torch.bfloat16 if self.cfg.mixed_precision == "bf16" else torch.float32
+
     def part_tensors(self) -> dict[str, torch.Tensor]:
-        return self.branch.state_dict_official() if self.branch is not None else self.lora.state_dict_official()
+        """The trained part as its official file holds it (keys, dtype)."""
+        part = self.branch if self.branch is not None else self.lora
+        return part.state_dict_official(self.part_dtype)
 
     def save(self) -> Path | None:
         """Write ``checkpoint-<step>`` (main process) and wait for it on every process."""
@@ -239,11 +258,13 @@ class Trainer:
             self.acc.save_state(str(partial / "engine"))
         if self.acc.is_main_process and not final.exists():
             if self.branch is not None:
-                save_branch(self.branch, partial / "branch")
+                save_branch(self.branch, partial / "branch", self.part_dtype)
             else:
-                save_lora(self.lora.state_dict_official(), partial)
+                save_lora(self.part_tensors(), partial)
             opt = {"state": {}, "param_groups": []} if self.deepspeed else self.optimizer.state_dict()
             tensors = {"rng.torch": torch.get_rng_state()}
+            if not self.deepspeed and self.part_dtype != torch.float32:
+                tensors.update({f"master.{k}": p.detach().cpu().float().contiguous() for k, p in self.named.items()})
             names = list(self.named)
             for idx, st in opt["state"].items():
                 for key, val in st.items():
@@ -286,15 +307,20 @@ class Trainer:
             raise ValueError(f"--resume_from_checkpoint {path}: a {state['task']} checkpoint, this run trains {self.cfg.task}")
         part = load_file(str(path / "branch" / loaders.WEIGHTS_NAME)) if self.branch is not None else \
             load_file(str(path / "pytorch_lora_weights.safetensors"))
+        tensors = load_file(str(path / STATE_TENSORS))
         with torch.no_grad():
             for k, p in self.named.items():
-                p.copy_(part[k].to(p.dtype))
+                p.copy_(tensors.get(f"master.{k}", part[k]).to(p.dtype))
             if self.branch is not None:
-                self.branch.unused.update({k: v for k, v in part.items() if k not in self.named})
-        tensors = load_file(str(path / STATE_TENSORS))
+                self.branch.unused.update({k: v.float() for k, v in part.items() if k not in self.named})
         torch.set_rng_state(tensors["rng.torch"])
         self.step = int(state["step"])
-        if self.deepspeed:
+        if self.acc.is_main_process:  # the log keeps the steps up to the checkpoint (a killed run wrote more)
+            log_path = self.out / LOSS_LOG
+            if log_path.is_file():
+                lines = [ln for ln in log_path.read_text().splitlines() if ln and json.loads(ln)["step"] <= self.step]
+                atomic.write_text(log_path, "".join(ln + "\n" for ln in lines))
+        if self.deepspeed:  # the engine's files: module, fp32 master partitions, moments, scheduler, RNG
             self.acc.load_state(str(path / "engine"))
             log.info("resumed from %s at step %d (DeepSpeed state)", path, self.step)
             return
@@ -307,11 +333,6 @@ class Trainer:
         self.optimizer.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
         # the schedule's lambdas are code (rebuilt from the flags); only their count is in the state
         self.lr_scheduler.scheduler.load_state_dict(dict(state["lr_scheduler"], lr_lambdas=[None] * len(state["param_groups"])))
-        if self.acc.is_main_process:  # the log keeps the steps up to the checkpoint (a killed run wrote more)
-            log_path = self.out / LOSS_LOG
-            if log_path.is_file():
-                lines = [ln for ln in log_path.read_text().splitlines() if ln and json.loads(ln)["step"] <= self.step]
-                atomic.write_text(log_path, "".join(ln + "\n" for ln in lines))
         log.info("resumed from %s at step %d", path, self.step)
 
 

@@ -64,6 +64,11 @@ class TrainableLora(nn.Module):
                     b = torch.zeros(out_dim, rank)
                 # LoraDiff takes (up = B, down = A, alpha, mid, dora_scale, reshape)
                 adapter = LoraDiff((b.float(), a.float(), self.alpha, None, None, None))
+                # LoraDiff keeps alpha as a frozen 0-dim Parameter; DeepSpeed broadcasts every parameter as bytes
+                # (``p.data.view(torch.uint8)``), which a 0-dim bf16 tensor cannot be: hold it as a buffer instead
+                alpha = adapter.alpha.detach().clone()
+                del adapter.alpha
+                adapter.register_buffer("alpha", alpha)
                 self.adapters[f"{i}__{t.replace('.', '_')}"] = adapter
                 layer.weight_function = [adapter]  # the instance's own list (the class attribute is shared)
                 self._layers.append(layer)

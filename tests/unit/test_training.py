@@ -126,6 +126,39 @@ def test_bf16_mixed_precision_overfits_and_saves_the_official_dtype(setup, tmp_p
         assert torch.equal(resumed.named[k], p), k
 
 
+def _read_video(path) -> np.ndarray:
+    import av
+
+    with av.open(str(path)) as c:
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+
+
+def test_validation_renders_with_the_current_weights(setup, tmp_path):
+    """``--validating_steps 2``: renders at step 1 and step 2 (the reference's rule) through the pack's sampler, as
+    [original | masked | generated] at the training size; the generated third changes as the weights train."""
+    import dataclasses
+
+    from videopainter.vp_core.training.validation import ValidationConfig
+
+    cfg = dataclasses.replace(_config(setup, "branch", tmp_path, 3),
+                              validation=ValidationConfig(validating_steps=2, num_inference_steps=2))
+    trainer.Trainer(cfg).train(progress=False)
+    folder = tmp_path / "validation"
+    assert sorted(p.name for p in folder.iterdir()) == ["step-1", "step-2"]  # not step 3: 3 % 2 != 0
+    name = "clip0_video_0_replace_gt_on.mp4"
+    assert [p.name for p in (folder / "step-1").iterdir()] == [name]  # one clip in the cache, no temp files left
+    first, second = _read_video(folder / "step-1" / name), _read_video(folder / "step-2" / name)
+    assert first.shape == (ts.FRAMES, ts.HEIGHT, 3 * ts.WIDTH, 3)
+    video, masks, _ = data.ClipStore(setup["cache"]).read(0, 0, ts.FRAMES)
+    assert np.abs(first[:, :, :ts.WIDTH].astype(int) - video.numpy()).mean() < 8  # the original (H.264)
+    hole = masks.numpy().astype(bool)
+    assert first[:, :, ts.WIDTH:2 * ts.WIDTH][hole].mean() < 8  # the masked third: the hole black
+    gen1, gen2 = first[:, :, 2 * ts.WIDTH:].astype(int), second[:, :, 2 * ts.WIDTH:].astype(int)
+    change = np.abs(gen1 - gen2).mean()
+    print(f"validation render, step 1 vs step 2 (generated third): mean |diff| {change:.2f} / 255")
+    assert change > 0.5
+
+
 def test_saved_branch_loads_through_the_loader_and_changes_the_output(overfit, setup):
     t, out, *_ = overfit
     folder = out / "checkpoint-20" / "branch"

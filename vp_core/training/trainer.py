@@ -33,6 +33,7 @@ from .lora import TrainableLora
 from .optim import OptimConfig, make_lr_scheduler, make_optimizer
 from .parts import TrainableBranch, branch_from_transformer, load_trainable_branch, save_branch, save_lora
 from .step import InpaintModel, StepNoise, draw_noise, encode_batch, forward_loss, training_scheduler
+from .validation import ValidationConfig
 
 log = logging.getLogger(__name__)
 TASKS = ("branch", "id-lora")
@@ -64,6 +65,7 @@ class TrainConfig:
     noised_image_dropout: float = 0.05
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
 
 
 def _check(cfg: TrainConfig) -> None:
@@ -124,7 +126,8 @@ class Trainer:
         mm.load_models_gpu([backbone], force_full_load=True)
         self._backbone = backbone  # keeps the patcher (and so the module) alive
         transformer = backbone.model.diffusion_model
-        self.scheduler = training_scheduler(loaders.load_scheduler_config(root))
+        self.scheduler_config = loaders.load_scheduler_config(root)
+        self.scheduler = training_scheduler(self.scheduler_config)
         self.lora: TrainableLora | None = None
         self.branch: TrainableBranch | None = None
         if cfg.task == "branch":
@@ -229,8 +232,19 @@ class Trainer:
             bar.update(1)
             if self.step % cfg.checkpointing_steps == 0 or self.step == cfg.max_train_steps:
                 self.save()
+            if cfg.validation.due(self.step):
+                self.validate()
         bar.close()
         return logs
+
+    def validate(self) -> list[Path]:
+        """Validation renders with the current weights (``validation.render``) on the main process."""
+        from . import validation
+
+        self.acc.wait_for_everyone()
+        written = validation.render(self, self.cfg.validation, self.step) if self.acc.is_main_process else []
+        self.acc.wait_for_everyone()
+        return written
 
     # ------------------------------------------------------------------------------------------ checkpoints
     @property

@@ -142,7 +142,13 @@ def test_validation_renders_with_the_current_weights(setup, tmp_path):
 
     cfg = dataclasses.replace(_config(setup, "branch", tmp_path, 3),
                               validation=ValidationConfig(validating_steps=2, num_inference_steps=2))
-    trainer.Trainer(cfg).train(progress=False)
+    t = trainer.Trainer(cfg)
+    t.train(progress=False)
+    plain = trainer.Trainer(dataclasses.replace(cfg, output_dir=str(tmp_path / "plain"), validation=ValidationConfig()))
+    (tmp_path / "plain").mkdir()
+    plain.train(progress=False)
+    for k, p in t.named.items():  # rendering does not disturb training (weights, modes, random draws)
+        assert torch.equal(p, plain.named[k]), k
     folder = tmp_path / "validation"
     assert sorted(p.name for p in folder.iterdir()) == ["step-1", "step-2"]  # not step 3: 3 % 2 != 0
     name = "clip0_video_0_replace_gt_on.mp4"

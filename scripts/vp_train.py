@@ -77,6 +77,18 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--adam_epsilon", type=float, default=1e-8)
     t.add_argument("--adam_weight_decay", type=float, default=1e-4)
     t.add_argument("--max_grad_norm", type=float, default=1.0)
+    v = ap.add_argument_group("validation renders (the reference's log_validation, through the pack's sampler)")
+    v.add_argument("--validating_steps", type=int, help="render at step 1 and every N steps into "
+                   "OUTPUT_DIR/validation/ (the .sh files: 256 / 128); default: no validation")
+    v.add_argument("--num_validation_videos", type=int, default=1, help="renders per validation clip (seeds seed+i)")
+    v.add_argument("--guidance_scale", type=float, default=6.0)
+    v.add_argument("--use_dynamic_cfg", action="store_true")
+    v.add_argument("--validation_inference_steps", type=int, default=50, help="sampler steps (the reference: 50)")
+    v.add_argument("--val_meta_file_path", help="validation CSV (the reference's layout; videos under "
+                   "--instance_data_root); renders its first two clips")
+    v.add_argument("--val_data_folder", help="validation clips as a plain folder (like --data_folder)")
+    v.add_argument("--val_cache_dir", help="prepared validation clips (default: OUTPUT_DIR/val_cache); without "
+                   "--val_meta_file_path / --val_data_folder the first two training clips render")
     t.add_argument("--no_progress", action="store_true", help="no progress bar (the JSONL log is still written)")
     return ap
 
@@ -87,10 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from videopainter.vp_core.base.hostenv import ensure_comfy
 
     ensure_comfy()
-    import torch
-    from accelerate import Accelerator
-
-    from videopainter.vp_core.training import data, optim, trainer
+    from videopainter.vp_core.training import data, optim, trainer, validation
     from videopainter.vp_core.training.mask_transforms import MaskAugment
 
     for k, v in TASK_DEFAULTS[args.task].items():
@@ -102,11 +111,15 @@ def run(args: argparse.Namespace) -> int:
     aug.probabilities()  # checks the --p_* flags before anything is loaded
     dcfg = data.DataConfig(args.height, args.width, args.max_num_frames, args.first_frame_gt, args.mix_train_ratio,
                            aug, args.on_bad_row)
-    acc = Accelerator(mixed_precision=args.mixed_precision, cpu=not torch.cuda.is_available())
+    acc = trainer.make_accelerator(args.mixed_precision)
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         if not (cache / data.INDEX).is_file():
-            prepare(args, dcfg, cache)
+            prepare(args, dcfg, cache, args.meta_file_path, args.data_folder)
+    val_source = args.val_meta_file_path or args.val_data_folder
+    val_cache = Path(args.val_cache_dir) if args.val_cache_dir else (out / "val_cache" if val_source else None)
+    if acc.is_main_process and args.validating_steps and val_source and not (val_cache / data.INDEX).is_file():
+        prepare(args, dcfg, val_cache, args.val_meta_file_path, args.val_data_folder)
     acc.wait_for_everyone()
     n_clips = len(data.ClipStore(cache))
     steps = args.max_train_steps or math.ceil(args.num_train_epochs * n_clips / (args.train_batch_size * acc.num_processes))
@@ -118,22 +131,26 @@ def run(args: argparse.Namespace) -> int:
         args.id_lora_path, args.branch_layer_num, args.rank, args.lora_alpha, args.train_batch_size, steps,
         args.checkpointing_steps, args.checkpoints_total_limit, args.resume_from_checkpoint, args.seed,
         args.mixed_precision, args.gradient_checkpointing, args.enable_tiling, args.mask_add,
-        args.inpainting_loss_weight, args.noised_image_dropout, ocfg, dcfg)
+        args.inpainting_loss_weight, args.noised_image_dropout, ocfg, dcfg,
+        validation.ValidationConfig(args.validating_steps, args.num_validation_videos, args.guidance_scale,
+                                    args.use_dynamic_cfg, args.validation_inference_steps,
+                                    str(val_cache) if val_cache is not None else None))
     logs = trainer.Trainer(cfg, acc).train(progress=not args.no_progress)
     if logs and acc.is_main_process:
         log.info("done: %d steps, last loss %.5f; checkpoints in %s", len(logs), logs[-1]["loss"], out)
     return 0
 
 
-def prepare(args, dcfg, cache) -> None:
-    """Decode, check and resize the clips and embed their captions once (T5 is loaded for this only)."""
+def prepare(args, dcfg, cache, meta_file_path, data_folder) -> None:
+    """Decode, check and resize the clips of the CSV or folder and embed their captions once into ``cache`` (T5 is
+    loaded for this only)."""
     from videopainter.vp_core.checkpoints import text
     from videopainter.vp_core.checkpoints.loaders import read_json
     from pathlib import Path
 
     from videopainter.vp_core.training import data
 
-    rows = data.load_rows(args.meta_file_path, args.instance_data_root, args.mask_root, args.data_folder)
+    rows = data.load_rows(meta_file_path, args.instance_data_root, args.mask_root, data_folder)
     root = Path(args.pretrained_model_name_or_path)
     max_len = read_json(root / "transformer" / "config.json").get("max_text_seq_length", 226)
     clip = text.load_text_encoder(root)

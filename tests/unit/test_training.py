@@ -73,6 +73,98 @@ def test_overfitting_one_clip_lowers_the_loss(overfit):
     assert len(lines) == 20 and '"loss"' in lines[0]
 
 
+@pytest.fixture
+def fresh_accelerate():
+    """accelerate keeps one process-wide state, fixed by the first Accelerator (mixed precision included): start this
+    test's Trainer from a clean one and leave a clean one to the next test."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_bf16_mixed_precision_overfits_and_saves_the_official_dtype(setup, tmp_path, fresh_accelerate):
+    """``--mixed_precision bf16`` (the .sh default) on the CPU: accelerate's autocast runs the step in bf16, the loss
+    falls on the overfit case, the saved branch is bf16 (as the official file) in the official layout and loads
+    through the loader, and a resume from the bf16 file is exact (the fp32 masters are in training_state)."""
+    import dataclasses
+    import json
+
+    steps = 20
+    t = trainer.Trainer(dataclasses.replace(_config(setup, "branch", tmp_path, steps, mixed_precision="bf16"),
+                                            checkpointing_steps=10))
+    assert t.acc.mixed_precision == "bf16"
+    batch, rnd = t._batch(0)
+    lat = encode_batch(t.vae, batch, rnd, tiling=False)
+    seen = []  # the dtype a trainable Linear computes in under the step's autocast
+    hook = t.branch.module.branch_blocks[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    with t.acc.autocast():
+        before = _eval_loss(t, lat, rnd)
+    hook.remove()
+    assert seen and set(seen) == {torch.bfloat16}
+    t.train(progress=False)
+    with t.acc.autocast():
+        after = _eval_loss(t, lat, rnd)
+    print(f"bf16: eval loss (4 fixed timesteps) before {before:.4f} after {steps} steps {after:.4f}")
+    assert after < 0.8 * before, (before, after)
+    folder = tmp_path / f"checkpoint-{steps}" / "branch"
+    saved, original = load_file(str(folder / loaders.WEIGHTS_NAME)), load_file(str(setup["branch"] / loaders.WEIGHTS_NAME))
+    assert set(saved) == set(original) and all(v.dtype == torch.bfloat16 for v in saved.values())
+    assert json.loads((folder / "config.json").read_text()) == json.loads((setup["branch"] / "config.json").read_text())
+    masters = load_file(str(tmp_path / f"checkpoint-{steps}" / trainer.STATE_TENSORS))
+    for k, p in t.named.items():
+        assert masters[f"master.{k}"].dtype == torch.float32 and torch.equal(masters[f"master.{k}"], p.detach().cpu())
+        assert torch.equal(saved[k], p.detach().cpu().to(torch.bfloat16)), k
+    loaded = loaders.load_branch(folder, torch.bfloat16).model.branch
+    assert torch.equal(loaded.branch_blocks[0].weight, saved["branch_blocks.0.weight"])
+    resumed = trainer.Trainer(dataclasses.replace(t.cfg, output_dir=str(tmp_path / "resumed"),
+                                                  resume_from_checkpoint=str(tmp_path / "checkpoint-10")))
+    (tmp_path / "resumed").mkdir()
+    resumed.train(progress=False)
+    for k, p in t.named.items():
+        assert torch.equal(resumed.named[k], p), k
+
+
+def _read_video(path) -> np.ndarray:
+    import av
+
+    with av.open(str(path)) as c:
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+
+
+def test_validation_renders_with_the_current_weights(setup, tmp_path):
+    """``--validating_steps 2``: renders at step 1 and step 2 (the reference's rule) through the pack's sampler, as
+    [original | masked | generated] at the training size; the generated third changes as the weights train."""
+    import dataclasses
+
+    from videopainter.vp_core.training.validation import ValidationConfig
+
+    cfg = dataclasses.replace(_config(setup, "branch", tmp_path, 3),
+                              validation=ValidationConfig(validating_steps=2, num_inference_steps=2))
+    t = trainer.Trainer(cfg)
+    t.train(progress=False)
+    plain = trainer.Trainer(dataclasses.replace(cfg, output_dir=str(tmp_path / "plain"), validation=ValidationConfig()))
+    (tmp_path / "plain").mkdir()
+    plain.train(progress=False)
+    for k, p in t.named.items():  # rendering does not disturb training (weights, modes, random draws)
+        assert torch.equal(p, plain.named[k]), k
+    folder = tmp_path / "validation"
+    assert sorted(p.name for p in folder.iterdir()) == ["step-1", "step-2"]  # not step 3: 3 % 2 != 0
+    name = "clip0_video_0_replace_gt_on.mp4"
+    assert [p.name for p in (folder / "step-1").iterdir()] == [name]  # one clip in the cache, no temp files left
+    first, second = _read_video(folder / "step-1" / name), _read_video(folder / "step-2" / name)
+    assert first.shape == (ts.FRAMES, ts.HEIGHT, 3 * ts.WIDTH, 3)
+    video, masks, _ = data.ClipStore(setup["cache"]).read(0, 0, ts.FRAMES)
+    assert np.abs(first[:, :, :ts.WIDTH].astype(int) - video.numpy()).mean() < 8  # the original (H.264)
+    hole = masks.numpy().astype(bool)
+    assert first[:, :, ts.WIDTH:2 * ts.WIDTH][hole].mean() < 8  # the masked third: the hole black
+    gen1, gen2 = first[:, :, 2 * ts.WIDTH:].astype(int), second[:, :, 2 * ts.WIDTH:].astype(int)
+    change = np.abs(gen1 - gen2).mean()
+    print(f"validation render, step 1 vs step 2 (generated third): mean |diff| {change:.2f} / 255")
+    assert change > 0.5
+
+
 def test_saved_branch_loads_through_the_loader_and_changes_the_output(overfit, setup):
     t, out, *_ = overfit
     folder = out / "checkpoint-20" / "branch"

@@ -47,3 +47,19 @@ def cli_args(s: dict[str, Path], task: str, out: Path, steps: int, **extra) -> l
     for k, v in extra.items():
         args += [f"--{k}", str(v)]
     return args
+
+
+def run_cli(args: list[str], env=None, timeout: int = 300):
+    """``scripts/vp_train.py ARGS`` as a process; fails the test with its stderr's tail when it fails."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "vp_train.py"), *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def max_diff(a: dict, b: dict) -> float:
+    """Largest absolute difference over two state dicts with the same keys (in fp32)."""
+    assert set(a) == set(b)
+    return max(float((a[k].float() - b[k].float()).abs().max()) for k in a)

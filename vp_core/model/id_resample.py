@@ -138,7 +138,7 @@ class IDResample:
         stored = torch.searchsorted(self.prev_index.to(pos.device), pos).to(self.prev[layer].device)
         p = self.prev[layer][rows][:, stored].to(k.device, k.dtype)
         shift, scale = block.norm1.modulation(temb)[:2]
-        p_hat = block.norm1.apply(p, shift, scale)
+        p_hat = block.norm1.modulate(p, shift, scale)
         kp = apply_rotary_emb(attn.keys(attn.to_k(p_hat) * self.weight), (rope[0][pos], rope[1][pos]))
         return kp, attn.split_heads(attn.to_v(p_hat) * self.weight)
 

@@ -110,7 +110,8 @@ class LayerNormZero(nn.Module):
         """(shift, scale, gate, enc_shift, enc_scale, enc_gate), each ``[B, 1, D]``."""
         return tuple(c[:, None, :] for c in self.linear(F.silu(temb)).chunk(6, dim=1))
 
-    def apply(self, x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    def modulate(self, x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+        # not named `apply`: that would shadow nn.Module.apply, which DeepSpeed (and any init walk) calls on every module
         return self.norm(x) * (1 + scale) + shift
 
 
@@ -208,11 +209,11 @@ class Block(nn.Module):
                 transformer_options: dict | None = None) -> tuple[Tensor, Tensor]:
         t_len = text.shape[1]
         shift, scale, gate, e_shift, e_scale, e_gate = self.norm1.modulation(temb)
-        x = torch.cat([self.norm1.apply(text, e_shift, e_scale), self.norm1.apply(video, shift, scale)], dim=1)
+        x = torch.cat([self.norm1.modulate(text, e_shift, e_scale), self.norm1.modulate(video, shift, scale)], dim=1)
         attn = self.attn1(x, t_len, rope, id_attention, transformer_options)
         video = video + gate * attn[:, t_len:]
         text = text + e_gate * attn[:, :t_len]
         shift, scale, gate, e_shift, e_scale, e_gate = self.norm2.modulation(temb)
-        x = torch.cat([self.norm2.apply(text, e_shift, e_scale), self.norm2.apply(video, shift, scale)], dim=1)
+        x = torch.cat([self.norm2.modulate(text, e_shift, e_scale), self.norm2.modulate(video, shift, scale)], dim=1)
         ff = self.ff(x)
         return video + gate * ff[:, t_len:], text + e_gate * ff[:, :t_len]

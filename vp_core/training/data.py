@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from ..base import atomic
@@ -36,6 +36,7 @@ from .step import PixelBatch
 
 log = logging.getLogger(__name__)
 INDEX = "index.json"
+NEGATIVE = "negative_prompt.safetensors"  # T5 embedding of the empty caption
 
 
 class BadRow(ValueError):
@@ -127,6 +128,10 @@ def prepare_cache(rows: list[dict], cache_dir: str | Path, cfg: DataConfig,
         kept.append(rid)
     if not kept:
         raise BadRow(f"no usable clip among {len(rows)} rows ({len(skipped)} skipped; see the log lines above)")
+    if not (cache_dir / NEGATIVE).is_file():  # the empty caption (validation renders' negative prompt)
+        with atomic.atomic_path(cache_dir / NEGATIVE) as tmp:
+            emb = encode_text("").detach().float().cpu()
+            save_file({"prompt_embeds": emb.reshape(-1, emb.shape[-1]).contiguous()}, str(tmp))
     index = {"clips": kept, "skipped": skipped, "height": cfg.height, "width": cfg.width}
     atomic.write_text(cache_dir / INDEX, json.dumps(index, indent=1))
     log.info("training cache %s: %d clips (%d rows skipped)", cache_dir, len(kept), len(skipped))
@@ -154,6 +159,15 @@ class ClipStore:
     def read(self, i: int, start: int, n: int) -> tuple[Tensor, Tensor, Tensor]:
         with safe_open(str(self.dir / "clips" / f"{self.clips[i]}.safetensors"), "pt") as f:
             return f.get_slice("video")[start:start + n], f.get_slice("masks")[start:start + n], f.get_tensor("prompt_embeds")
+
+
+def read_negative(cache_dir: str | Path) -> Tensor:
+    """The empty caption's embedding ``[L, D]`` that ``prepare_cache`` stores (the validation renders' negative)."""
+    path = Path(cache_dir) / NEGATIVE
+    if not path.is_file():
+        raise ValueError(f"{cache_dir}: no {NEGATIVE} (a cache prepared by an older version); delete "
+                         f"{Path(cache_dir) / INDEX} and run again to prepare it")
+    return load_file(str(path))["prompt_embeds"]
 
 
 def sample_seed(seed: int, step: int, index: int, stream: int) -> int:

@@ -64,6 +64,11 @@ class TrainableLora(nn.Module):
                     b = torch.zeros(out_dim, rank)
                 # LoraDiff takes (up = B, down = A, alpha, mid, dora_scale, reshape)
                 adapter = LoraDiff((b.float(), a.float(), self.alpha, None, None, None))
+                # LoraDiff keeps alpha as a frozen 0-dim Parameter; DeepSpeed broadcasts every parameter as bytes
+                # (``p.data.view(torch.uint8)``), which a 0-dim bf16 tensor cannot be: hold it as a buffer instead
+                alpha = adapter.alpha.detach().clone()
+                del adapter.alpha
+                adapter.register_buffer("alpha", alpha)
                 self.adapters[f"{i}__{t.replace('.', '_')}"] = adapter
                 layer.weight_function = [adapter]  # the instance's own list (the class attribute is shared)
                 self._layers.append(layer)
@@ -86,8 +91,8 @@ class TrainableLora(nn.Module):
             out[lora_key(i, self.targets[t], "B")] = adapter.lora_up.weight
         return out
 
-    def state_dict_official(self) -> dict[str, Tensor]:
-        return {k: v.detach().cpu().contiguous() for k, v in self.trainable().items()}
+    def state_dict_official(self, dtype: torch.dtype | None = None) -> dict[str, Tensor]:
+        return {k: v.detach().cpu().to(dtype).contiguous() for k, v in self.trainable().items()}
 
     def detach_from_backbone(self) -> None:
         """Remove the adapters from the backbone's layers (the backbone is plain again)."""

@@ -32,9 +32,10 @@ class TrainableBranch:
     config: dict
     unused: dict[str, Tensor] = field(default_factory=dict)
 
-    def state_dict_official(self) -> dict[str, Tensor]:
-        sd = {k: v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
-        sd.update({k: v.detach().cpu().contiguous() for k, v in self.unused.items()})
+    def state_dict_official(self, dtype: torch.dtype | None = None) -> dict[str, Tensor]:
+        """Every tensor of the official file (``dtype``: cast to it; None: as held)."""
+        sd = {k: v.detach().cpu().to(dtype).contiguous() for k, v in self.module.state_dict().items()}
+        sd.update({k: v.detach().cpu().to(dtype).contiguous() for k, v in self.unused.items()})
         return dict(sorted(sd.items()))
 
 
@@ -101,11 +102,12 @@ def branch_from_transformer(transformer: CogVideoXTransformer, num_layers: int =
     return TrainableBranch(_trainable(branch), config, {})
 
 
-def save_branch(branch: TrainableBranch, folder: str | Path) -> Path:
-    """``folder/config.json`` + ``folder/diffusion_pytorch_model.safetensors`` (official layout), each atomic."""
+def save_branch(branch: TrainableBranch, folder: str | Path, dtype: torch.dtype | None = None) -> Path:
+    """``folder/config.json`` + ``folder/diffusion_pytorch_model.safetensors`` (official layout; ``dtype``: the
+    tensors' dtype in the file, None: as held), each atomic."""
     folder = Path(folder)
     with atomic.atomic_path(folder / loaders.WEIGHTS_NAME) as tmp:
-        save_file(branch.state_dict_official(), str(tmp), metadata={"format": "pt"})
+        save_file(branch.state_dict_official(dtype), str(tmp), metadata={"format": "pt"})
     atomic.write_text(folder / "config.json", json.dumps(branch.config, indent=2) + "\n")
     return folder
 

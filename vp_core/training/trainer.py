@@ -33,6 +33,7 @@ from .lora import TrainableLora
 from .optim import OptimConfig, make_lr_scheduler, make_optimizer
 from .parts import TrainableBranch, branch_from_transformer, load_trainable_branch, save_branch, save_lora
 from .step import InpaintModel, StepNoise, draw_noise, encode_batch, forward_loss, training_scheduler
+from .validation import ValidationConfig
 
 log = logging.getLogger(__name__)
 TASKS = ("branch", "id-lora")
@@ -64,6 +65,7 @@ class TrainConfig:
     noised_image_dropout: float = 0.05
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
 
 
 def _check(cfg: TrainConfig) -> None:
@@ -83,14 +85,36 @@ def checkpoints(output_dir: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
 
+def make_accelerator(mixed_precision: str = "no"):
+    """The run's ``Accelerator``: what ``accelerate launch`` (its config file, or torchrun's environment) asks for.
+
+    On a machine without CUDA accelerate needs ``cpu=True`` for plain multi-process (gloo) training, but
+    ``cpu=True`` also switches DeepSpeed off without a word (the run silently becomes DDP); and with ``cpu=False``
+    it finds no GPU backend and counts every process as a world of one. So a DeepSpeed launch on CPU gets
+    ``cpu=False`` plus the backend of DeepSpeed's CPU accelerator (gloo, or oneCCL where installed) named
+    explicitly, which makes accelerate initialise the process group through DeepSpeed and count the world."""
+    from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
+
+    if torch.cuda.is_available():
+        return Accelerator(mixed_precision=mixed_precision)
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() != "true":
+        return Accelerator(mixed_precision=mixed_precision, cpu=True)
+    from deepspeed.accelerator import get_accelerator
+
+    ds = get_accelerator()
+    if ds.device_name() != "cpu":
+        raise RuntimeError(f"DeepSpeed launch without CUDA: DeepSpeed picked the {ds.device_name()!r} accelerator; "
+                           "set DS_ACCELERATOR=cpu to train on the CPU")
+    return Accelerator(mixed_precision=mixed_precision,
+                       kwargs_handlers=[InitProcessGroupKwargs(backend=ds.communication_backend_name())])
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, accelerator=None):
-        from accelerate import Accelerator
-
         _check(cfg)
         self.cfg = cfg
-        self.acc = accelerator or Accelerator(mixed_precision=cfg.mixed_precision,
-                                              cpu=not torch.cuda.is_available())
+        self.acc = accelerator or make_accelerator(cfg.mixed_precision)
         dev = self.acc.device
         weight_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.mixed_precision, torch.float32)
         root = Path(cfg.pretrained_model_name_or_path)
@@ -102,7 +126,8 @@ class Trainer:
         mm.load_models_gpu([backbone], force_full_load=True)
         self._backbone = backbone  # keeps the patcher (and so the module) alive
         transformer = backbone.model.diffusion_model
-        self.scheduler = training_scheduler(loaders.load_scheduler_config(root))
+        self.scheduler_config = loaders.load_scheduler_config(root)
+        self.scheduler = training_scheduler(self.scheduler_config)
         self.lora: TrainableLora | None = None
         self.branch: TrainableBranch | None = None
         if cfg.task == "branch":
@@ -123,12 +148,26 @@ class Trainer:
         self.store = ClipStore(cfg.cache_dir)
         optimizer = make_optimizer(self.named.values(), cfg.optim)
         lr_scheduler = make_lr_scheduler(optimizer, cfg.optim, self.acc.num_processes)
-        self.model, self.optimizer, self.lr_scheduler = self.acc.prepare(model, optimizer, lr_scheduler)
         from accelerate.utils import DistributedType
 
-        # Under DeepSpeed the engine owns the optimizer, the clipping (config gradient_clipping) and its state files
-        # (accelerate's save_state: DeepSpeed's own format); NOT RUN here (no GPU was available).
+        # Under DeepSpeed the engine owns the optimizer (DeepSpeedCPUAdam when the config offloads it), the clipping
+        # (config gradient_clipping) and its state files (accelerate's save_state: DeepSpeed's own format).
         self.deepspeed = self.acc.distributed_type == DistributedType.DEEPSPEED
+        if self.deepspeed:
+            # the engine needs the per-process batch; accelerate reads it from a DataLoader, and this loop has none
+            # (samples are drawn by (seed, step, index), see _batch)
+            ds_config = self.acc.state.deepspeed_plugin.deepspeed_config
+            ds_config["train_micro_batch_size_per_gpu"] = cfg.train_batch_size
+            clip = ds_config.get("gradient_clipping", "auto")
+            if clip == "auto":
+                ds_config["gradient_clipping"] = cfg.optim.max_grad_norm
+            elif float(clip) != cfg.optim.max_grad_norm:  # DeepSpeed clips with its config's value, not the flag
+                raise ValueError(f"--max_grad_norm is {cfg.optim.max_grad_norm} but the DeepSpeed config's "
+                                 f"gradient_clipping is {clip}: make them equal (or set gradient_clipping: auto)")
+        self.model, self.optimizer, self.lr_scheduler = self.acc.prepare(model, optimizer, lr_scheduler)
+        # DeepSpeed's bf16 casts the whole module (no autocast), so the step's inputs must be bf16 too, as the
+        # reference's latents (weight_dtype); accelerate's own mixed precision autocasts fp32 inputs
+        self.input_dtype = torch.bfloat16 if self.deepspeed and cfg.mixed_precision == "bf16" else torch.float32
         self.step = 0
         self.out = Path(cfg.output_dir)
 
@@ -157,7 +196,7 @@ class Trainer:
     def train_step(self, step: int) -> dict:
         cfg = self.cfg
         batch, rnd = self._batch(step)
-        lat = encode_batch(self.vae, batch, rnd, cfg.enable_tiling).to(self.acc.device)
+        lat = encode_batch(self.vae, batch, rnd, cfg.enable_tiling).to(self.acc.device, self.input_dtype)
         with self.acc.autocast():
             res = forward_loss(self.model, self.scheduler, lat, rnd.noise, rnd.timesteps, cfg.inpainting_loss_weight)
         self.acc.backward(res.loss)
@@ -193,12 +232,33 @@ class Trainer:
             bar.update(1)
             if self.step % cfg.checkpointing_steps == 0 or self.step == cfg.max_train_steps:
                 self.save()
+            if cfg.validation.due(self.step):
+                self.validate()
         bar.close()
         return logs
 
+    def validate(self) -> list[Path]:
+        """Validation renders with the current weights (``validation.render``) on the main process."""
+        from . import validation
+
+        self.acc.wait_for_everyone()
+        written = validation.render(self, self.cfg.validation, self.step) if self.acc.is_main_process else []
+        self.acc.wait_for_everyone()
+        return written
+
     # ------------------------------------------------------------------------------------------ checkpoints
+    @property
+    def part_dtype(self) -> torch.dtype:
+        """The dtype of the saved branch / LoRA file: bf16 under ``--mixed_precision bf16`` (the official files are
+        bf16: the reference saves the weights of its bf16 run), fp32 otherwise. When that rounds the fp32 master
+        weights, the masters go to ``training_state.safetensors`` (``master.<name>``) so a resume is exact (under
+        DeepSpeed the engine's state holds them)."""
+        return torch.bfloat16 if self.cfg.mixed_precision == "bf16" else torch.float32
+
     def part_tensors(self) -> dict[str, torch.Tensor]:
-        return self.branch.state_dict_official() if self.branch is not None else self.lora.state_dict_official()
+        """The trained part as its official file holds it (keys, dtype)."""
+        part = self.branch if self.branch is not None else self.lora
+        return part.state_dict_official(self.part_dtype)
 
     def save(self) -> Path | None:
         """Write ``checkpoint-<step>`` (main process) and wait for it on every process."""
@@ -212,11 +272,13 @@ class Trainer:
             self.acc.save_state(str(partial / "engine"))
         if self.acc.is_main_process and not final.exists():
             if self.branch is not None:
-                save_branch(self.branch, partial / "branch")
+                save_branch(self.branch, partial / "branch", self.part_dtype)
             else:
-                save_lora(self.lora.state_dict_official(), partial)
+                save_lora(self.part_tensors(), partial)
             opt = {"state": {}, "param_groups": []} if self.deepspeed else self.optimizer.state_dict()
             tensors = {"rng.torch": torch.get_rng_state()}
+            if not self.deepspeed and self.part_dtype != torch.float32:
+                tensors.update({f"master.{k}": p.detach().cpu().float().contiguous() for k, p in self.named.items()})
             names = list(self.named)
             for idx, st in opt["state"].items():
                 for key, val in st.items():
@@ -259,15 +321,20 @@ class Trainer:
             raise ValueError(f"--resume_from_checkpoint {path}: a {state['task']} checkpoint, this run trains {self.cfg.task}")
         part = load_file(str(path / "branch" / loaders.WEIGHTS_NAME)) if self.branch is not None else \
             load_file(str(path / "pytorch_lora_weights.safetensors"))
+        tensors = load_file(str(path / STATE_TENSORS))
         with torch.no_grad():
             for k, p in self.named.items():
-                p.copy_(part[k].to(p.dtype))
+                p.copy_(tensors.get(f"master.{k}", part[k]).to(p.dtype))
             if self.branch is not None:
-                self.branch.unused.update({k: v for k, v in part.items() if k not in self.named})
-        tensors = load_file(str(path / STATE_TENSORS))
+                self.branch.unused.update({k: v.float() for k, v in part.items() if k not in self.named})
         torch.set_rng_state(tensors["rng.torch"])
         self.step = int(state["step"])
-        if self.deepspeed:
+        if self.acc.is_main_process:  # the log keeps the steps up to the checkpoint (a killed run wrote more)
+            log_path = self.out / LOSS_LOG
+            if log_path.is_file():
+                lines = [ln for ln in log_path.read_text().splitlines() if ln and json.loads(ln)["step"] <= self.step]
+                atomic.write_text(log_path, "".join(ln + "\n" for ln in lines))
+        if self.deepspeed:  # the engine's files: module, fp32 master partitions, moments, scheduler, RNG
             self.acc.load_state(str(path / "engine"))
             log.info("resumed from %s at step %d (DeepSpeed state)", path, self.step)
             return
@@ -280,11 +347,6 @@ class Trainer:
         self.optimizer.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
         # the schedule's lambdas are code (rebuilt from the flags); only their count is in the state
         self.lr_scheduler.scheduler.load_state_dict(dict(state["lr_scheduler"], lr_lambdas=[None] * len(state["param_groups"])))
-        if self.acc.is_main_process:  # the log keeps the steps up to the checkpoint (a killed run wrote more)
-            log_path = self.out / LOSS_LOG
-            if log_path.is_file():
-                lines = [ln for ln in log_path.read_text().splitlines() if ln and json.loads(ln)["step"] <= self.step]
-                atomic.write_text(log_path, "".join(ln + "\n" for ln in lines))
         log.info("resumed from %s at step %d", path, self.step)
 
 

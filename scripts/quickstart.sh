@@ -116,7 +116,6 @@ if command -v c++ >/dev/null || command -v g++ >/dev/null; then
 elif [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null; then
   echo "note: no C++ compiler (needs apt-get as root; try: sudo apt-get install g++);" \
        "tests/unit/test_training_deepspeed.py will be skipped and DeepSpeed's CPU offload cannot build its optimizer"
-  [[ "$INSTALL_ONLY" != 1 ]] || { echo "g++ is required for the tests (--install-only)" >&2; exit 1; }
 else
   step "installing g++ (apt) for DeepSpeed's CPU optimizer"
   GXX_LOG="$(mktemp)"

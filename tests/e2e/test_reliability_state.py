@@ -133,10 +133,16 @@ def test_16_3_a_branch_with_nan_weights_fails_clearly_instead_of_black_frames(se
 # ------------------------------------------------------------------------------------------------ 16.6 kill -9
 
 
-def _latent_prompt(seed: int, autosave: str = "") -> dict:
-    """The inpaint workflow up to the sampler (3 windows of the 49-frame sample clip, 1 step), its latent saved."""
+# Crop follow on the 96x80 sample clip: a small dilation and margin, so the box (35x42) is smaller than the frame.
+CROP_FOLLOW = {"encode.crop_mode": "crop follow", "encode.dilate": 2, "encode.context_factor": 1.0,
+               "encode.context_pixels": 2}
+
+
+def _latent_prompt(seed: int, autosave: str = "", crop: bool = False) -> dict:
+    """The inpaint workflow up to the sampler (3 windows of the 49-frame sample clip, 1 step), its latent saved;
+    ``crop``: the encoder in crop follow (the model sees a box of the frame)."""
     p = cc.apply_overrides(cc.load_workflow(SINGLE), {**cc.demo_sets(SINGLE), "sampler.steps": 1, "seed.value": seed,
-                                                       "sampler.autosave_name": autosave})
+                                                       "sampler.autosave_name": autosave, **(CROP_FOLLOW if crop else {})})
     for title in ("decode", "composite", "save", "mask_preview_image", "mask_preview"):
         for nid in [k for k, v in p.items() if v.get("_meta", {}).get("title") == title]:
             del p[nid]
@@ -151,12 +157,17 @@ def _saved_latent(server: cc.ServerHandle, result: cc.RunResult, dest: Path) -> 
     return load_file(str(files[0]))["latent_tensor"]
 
 
+@pytest.mark.parametrize("crop", [False, True], ids=["full_frame", "crop_follow"])
 def test_16_6_kill_during_an_autosave_write_leaves_a_checkpoint_that_resumes_exactly(
-        server, models_dir, sample_clip, tmp_path, monkeypatch):
+        server, models_dir, sample_clip, tmp_path, monkeypatch, crop):
     from videopainter.vp_core.pipeline import id_state_io
 
-    seed, name = 1234, "e2e_kill"
-    want = _saved_latent(server, completes(server, _latent_prompt(seed)), tmp_path / "want")
+    seed, name = 1234, "e2e_kill_crop" if crop else "e2e_kill"
+    log_start = len(server.log_path.read_text(errors="replace"))
+    want = _saved_latent(server, completes(server, _latent_prompt(seed, crop=crop)), tmp_path / "want")
+    if crop:  # the encoder really cropped (no fall-back to the whole frame)
+        log = server.log_path.read_text(errors="replace")[log_start:]
+        assert "crop to the mask (crop follow): box 35x42 (WxH) of the 96x80 source" in log, log[-2000:]
 
     marker = tmp_path / "half_written"
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(HOOK), os.environ.get("PYTHONPATH")])))
@@ -167,8 +178,8 @@ def test_16_6_kill_during_an_autosave_write_leaves_a_checkpoint_that_resumes_exa
     try:
         for clip_name, path in sample_clip.items():
             cc.upload_input(victim, clip_name, path)
-        r = requests.post(victim.url + "/prompt", json={"prompt": _latent_prompt(seed, name), "client_id": uuid.uuid4().hex},
-                          timeout=30)
+        r = requests.post(victim.url + "/prompt", timeout=30,
+                          json={"prompt": _latent_prompt(seed, name, crop), "client_id": uuid.uuid4().hex})
         assert r.status_code == 200, r.text
         deadline = time.monotonic() + 300
         while not marker.exists() and victim.alive() and time.monotonic() < deadline:
@@ -186,7 +197,7 @@ def test_16_6_kill_during_an_autosave_write_leaves_a_checkpoint_that_resumes_exa
     assert state.resume_window == 1
 
     cc.upload_input(server, f"{name}.safetensors", ckpt)
-    resume = _latent_prompt(seed)
+    resume = _latent_prompt(seed, crop=crop)
     resume["40"] = {"class_type": "VideoPainterLoadIDState", "inputs": {"state_file": f"{name}.safetensors"}}
     node(resume, "sampler")["inputs"]["id_state"] = ["40", 0]
     got = _saved_latent(server, completes(server, resume), tmp_path / "resumed")

@@ -232,7 +232,8 @@ ROWS: tuple[Row, ...] = (
         "error; models unloaded, memory released",
         "non-finite values in the decoded frames 1-9 of 17: 207360 NaN and 0 infinite of 207360. " + DECODE_NAN_CAUSES
         + ". The loaded models were unloaded and the memory released; the server keeps running.", "node"),
-    Row("autosave_kill", "16.6", "kill -9 of the server while an autosave checkpoint is being written (slowed down)",
+    Row("autosave_kill", "16.6",
+        "kill -9 of the server while an autosave checkpoint is being written (slowed down), full frame and crop follow",
         "the previous checkpoint stays loadable; resuming from it equals an uninterrupted run bit for bit"),
     Row("autosave_name_drive", "16.9", "autosave_name 'C:x' (drive-relative on Windows)", "refused (HTTP 400)",
         "autosave_name: 'C:x': use a plain file name: no folders, no leading '.', none of \" * / : < > ? \\ |; "

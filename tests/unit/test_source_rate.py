@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import make_sample_clip
 from videopainter.vp_core.pipeline import composite, source_rate
 from videopainter.vp_core.video.video_io import TensorSource
 
@@ -129,20 +130,8 @@ def test_a_still_mask_video_is_decoded_and_logged_once(tmp_path, caplog, monkeyp
     still mask is decoded once (and logged once) for both."""
     import logging
 
-    import av
-
     from videopainter.vp_core.pipeline import clip_inputs
     from videopainter.vp_core.video import video_io
-
-    def write(path, arr):
-        with av.open(str(path), mode="w", format="matroska") as c:
-            s = c.add_stream("ffv1", rate=24)
-            s.width, s.height, s.pix_fmt = arr.shape[2], arr.shape[1], "bgr0"
-            for f in arr:
-                for packet in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                    c.mux(packet)
-            for packet in s.encode():
-                c.mux(packet)
 
     class FileVideo:
         def __init__(self, path):
@@ -152,10 +141,11 @@ def test_a_still_mask_video_is_decoded_and_logged_once(tmp_path, caplog, monkeyp
             return self.path
 
     rng = np.random.default_rng(0)
-    write(tmp_path / "v.mkv", rng.integers(0, 256, (12, 32, 48, 3), dtype=np.uint8))
+    make_sample_clip.write_mp4(tmp_path / "v.mkv", rng.integers(0, 256, (12, 32, 48, 3), dtype=np.uint8), 24,
+                               codec="ffv1")
     still = np.zeros((1, 32, 48, 3), np.uint8)
     still[:, 8:20, 10:30] = 255
-    write(tmp_path / "m.mkv", still)
+    make_sample_clip.write_mp4(tmp_path / "m.mkv", still, 24, codec="ffv1")
     made = []
     init = video_io.FileSource.__init__
 

@@ -9,11 +9,11 @@ import json
 import logging
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
 
+import make_sample_clip
 from videopainter.vp_core.evaluation import datasets, metrics
 from videopainter.vp_core.evaluation.metrics import tiny
 from videopainter.vp_core.pipeline import clip_inputs, crop, preprocess, source_rate
@@ -192,17 +192,6 @@ class FileVideo:
         return self.path
 
 
-def write_ffv1(path, frames: np.ndarray, fps: int):
-    with av.open(str(path), mode="w", format="matroska") as c:
-        s = c.add_stream("ffv1", rate=fps)
-        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "bgr0"
-        for f in frames:
-            for packet in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                c.mux(packet)
-        for packet in s.encode():
-            c.mux(packet)
-
-
 def hd_like_clip(n: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     """A high-frequency texture moving 1 px a frame and a 60x45 object moving 12 px a frame (uint8)."""
     g = torch.Generator().manual_seed(1)
@@ -233,8 +222,8 @@ def test_crop_follow_scores_higher_than_full_frame_at_source_resolution_with_the
     # pixel, as 1920x1080 -> 720x480 does
     n, step, dilate = 13, 3, 8
     frames, holes = hd_like_clip(n, 360, 640)
-    write_ffv1(tmp_path / "v.mkv", frames, 24)
-    write_ffv1(tmp_path / "m.mkv", np.repeat(holes[..., None], 3, -1), 24)
+    make_sample_clip.write_mp4(tmp_path / "v.mkv", frames, 24, codec="ffv1")
+    make_sample_clip.write_mp4(tmp_path / "m.mkv", holes, 24, codec="ffv1")
     cfg = vp_eval.EvalConfig(workflow="unused", dilate=dilate, geometry="source")
     scores = {}
     for mode in (crop.FULL_FRAME, crop.FOLLOW):

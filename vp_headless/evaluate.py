@@ -152,6 +152,15 @@ def _node_of_class(prompt: dict, class_type: str) -> str:
     return ids[0]
 
 
+def _encoders(prompt: dict) -> list[dict]:
+    """The inputs of every VideoPainterEncode: one, or two in a crop-mode FLUX workflow (``crop_box`` plans frame 0's
+    box for FLUX Fill with the same settings as ``encode``), which get the same settings here."""
+    encoders = [n["inputs"] for n in prompt.values() if n.get("class_type") == "VideoPainterEncode"]
+    if not encoders:
+        raise ValueError("the workflow must contain a VideoPainterEncode node; found none")
+    return encoders
+
+
 def _titled(prompt: dict, title: str) -> str | None:
     """The node titled ``title`` as ``--set`` finds it (case, spaces and underscores ignored: a workflow exported
     from the UI says "Seed"), or None when there is none or several."""
@@ -204,30 +213,30 @@ def build_prompt(row: dict, cfg: EvalConfig, video_name: str, mask_name: str,
     if _titled(prompt, "first_frame_prompt"):
         sets["first_frame_prompt.value"] = row["region_caption"]
     prompt = cc.apply_overrides(prompt, sets)
-    enc = prompt[_node_of_class(prompt, "VideoPainterEncode")]["inputs"]
-    enc["dilate"] = cfg.dilate
     for node in prompt.values():  # FLUX Fill's mask grows by the same kernel as the encoder's (the reference's)
         if node.get("class_type") == "VideoPainterFirstFrame":
             node["inputs"]["dilate"] = cfg.dilate
     given = {key.rsplit(".", 1)[-1] for key in cfg.sets}
-    if cfg.geometry == "source":
-        step = row.get("step", 1)
-        enc["target_fps"] = float(_core().datasets.TARGET_FPS if step > 1 else clip_fps)
-        # every source frame comes back (crop_mode stays the workflow's or --set's)
-        if "output_rate" in given and enc.get("output_rate") != "source":
-            raise ValueError(f"--geometry source scores the output at the source rate, but --set gives output_rate "
-                             f"{enc.get('output_rate')!r}: leave output_rate out (it is 'source'), or use --geometry "
-                             "reference for the sampled frames")
-        enc["output_rate"] = "source"
-    else:
-        enc["target_fps"] = float(clip_fps)
-        # The paper's numbers are on the sampled frames at the model's full-frame geometry (the decoder's output
-        # against the ground truth at the model's size): the encoder's output_rate and crop_mode (optional inputs
-        # whose defaults or the workflow's values are 'source' / any mode) are 'sampled' / 'full frame' unless
-        # --set gives them.
-        for name, value in (("output_rate", "sampled"), ("crop_mode", "full frame")):
-            if name not in given:
-                enc[name] = value
+    for enc in _encoders(prompt):
+        enc["dilate"] = cfg.dilate
+        if cfg.geometry == "source":
+            step = row.get("step", 1)
+            enc["target_fps"] = float(_core().datasets.TARGET_FPS if step > 1 else clip_fps)
+            # every source frame comes back (crop_mode stays the workflow's or --set's)
+            if "output_rate" in given and enc.get("output_rate") != "source":
+                raise ValueError(f"--geometry source scores the output at the source rate, but --set gives "
+                                 f"output_rate {enc.get('output_rate')!r}: leave output_rate out (it is 'source'), or "
+                                 "use --geometry reference for the sampled frames")
+            enc["output_rate"] = "source"
+        else:
+            enc["target_fps"] = float(clip_fps)
+            # The paper's numbers are on the sampled frames at the model's full-frame geometry (the decoder's output
+            # against the ground truth at the model's size): the encoder's output_rate and crop_mode (optional
+            # inputs whose defaults or the workflow's values are 'source' / any mode) are 'sampled' / 'full frame'
+            # unless --set gives them.
+            for name, value in (("output_rate", "sampled"), ("crop_mode", "full frame")):
+                if name not in given:
+                    enc[name] = value
     # The sampler's replace_gt (issue #15) is an optional input that saved workflows may not list: always set it.
     prompt[_node_of_class(prompt, "VideoPainterSampler")]["inputs"]["replace_gt"] = cfg.replace_gt
     result = _measured(prompt, cfg)
@@ -241,6 +250,7 @@ def build_prompt(row: dict, cfg: EvalConfig, video_name: str, mask_name: str,
         images = ["vp_eval_frames", 0]
     prompt["vp_eval_save"] = {"class_type": "SaveImage", "_meta": {"title": "vp_eval_result"},
                               "inputs": {"images": images, "filename_prefix": f"{RESULT_PREFIX}_{row['row_id']}"}}
+    enc = _encoders(prompt)[0]
     return prompt, (int(enc["width"]), int(enc["height"]))
 
 
@@ -468,8 +478,7 @@ def config_from_args(args: argparse.Namespace, rows: list[dict] | None = None) -
     edit = bool(rows) and rows[0].get("edit", False)
     workflow = args.workflow or DEFAULT_WORKFLOW["edit" if edit else "inpaint"]
     prompt = cc.apply_overrides(cc.load_workflow(workflow), sets)
-    enc = prompt[_node_of_class(prompt, "VideoPainterEncode")]["inputs"]
-    dilate = args.dilate if args.dilate is not None else int(enc["dilate"])
+    dilate = args.dilate if args.dilate is not None else int(_encoders(prompt)[0]["dilate"])
     long_csv = args.csv is not None and "long" in Path(args.csv).name
     max_frames = args.max_frames if args.max_frames is not None else (None if long_csv else 49)
     metrics_dir = args.metrics_dir or args.models_dir / "videopainter" / "metrics"

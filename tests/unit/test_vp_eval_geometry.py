@@ -269,3 +269,18 @@ def test_a_workflow_exported_from_the_ui_gets_the_rows_seed_and_first_frame_prom
     nodes = by_title(prompt)
     assert nodes["Seed"]["inputs"]["value"] == 7
     assert nodes["First frame prompt"]["inputs"]["value"] == ROW["region_caption"]
+
+
+@pytest.mark.parametrize("geometry", ["reference", "source"])
+def test_both_encoders_of_the_flux_crop_workflow_get_the_rows_settings(geometry):
+    """``videopainter_flux_fill_hd_crop`` has two encoders (``crop_box`` plans frame 0's box for FLUX Fill with the
+    same settings as ``encode``): the row's settings reach both, so the box FLUX paints is the box the model sees."""
+    cfg = vp_eval.EvalConfig(workflow=str(REPO / "workflows/api/videopainter_flux_fill_hd_crop.json"),
+                             geometry=geometry, dilate=16)
+    prompt, size = vp_eval.build_prompt(ROW, cfg, "v.mp4", "m.mp4", clip_fps=24 if geometry == "source" else 8)
+    encode, box = by_title(prompt)["encode"]["inputs"], by_title(prompt)["crop_box"]["inputs"]
+    assert {k: v for k, v in encode.items() if k != "first_frame"} == box
+    assert (encode["dilate"], encode["target_fps"]) == (16, 8.0)
+    want = ("source", "crop follow") if geometry == "source" else ("sampled", "full frame")
+    assert (encode["output_rate"], encode["crop_mode"]) == want
+    assert size == (encode["width"], encode["height"])

@@ -7,7 +7,8 @@ every ``--validating_steps`` steps: up to two clips of the validation set (``--v
 second; it writes ``[original | masked | generated]`` side by side at 8 fps. Here the same, with the CURRENT weights
 (the trainable branch module itself, or the backbone with the LoRA adapters as trained: scale alpha / rank, as the
 reference's validation sees its PEFT adapter), on the main process, into
-``OUTPUT_DIR/validation/step-<step>/<clip>_video_<i>_replace_gt_<on|off>.mp4`` (each file written atomically).
+``OUTPUT_DIR/validation/step-<step>/<clip>_video_<i>_replace_gt_<on|off>.mp4`` (each written to a temporary name
+and renamed into place by ``datasets.write_video``).
 
 The validation clips come from a prepared cache (``data.prepare_cache``: ``--val_meta_file_path`` or
 ``--val_data_folder``), or the first clips of the training cache when none is given. The negative prompt is the
@@ -16,18 +17,15 @@ empty caption's T5 embedding (the reference's pipeline encodes ``""``), stored b
 """
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 
-from ..base import atomic
 from ..checkpoints import loaders
+from ..evaluation import datasets
 from ..pipeline import preprocess, sampling
 from ..pipeline.video_out import to_uint8
 from ..pipeline.windows import plan_windows
@@ -50,22 +48,6 @@ class ValidationConfig:
     def due(self, step: int) -> bool:
         """Whether to render after ``step`` steps (the reference: ``global_step % validating_steps == 0 or == 1``)."""
         return bool(self.validating_steps) and (step % self.validating_steps == 0 or step == 1)
-
-
-def _encode_mp4(frames: np.ndarray) -> bytes:
-    """uint8 ``[T, H, W, 3]`` as H.264 yuv420p in memory (PyAV; the file is then written atomically in one go)."""
-    buf = io.BytesIO()
-    h, w = frames.shape[1:3]
-    with av.open(buf, mode="w", format="mp4") as out:
-        stream = out.add_stream("h264", rate=Fraction(FPS))
-        stream.width, stream.height = w, h
-        stream.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return buf.getvalue()
 
 
 def sampling_models(trainer) -> sampling.Models:
@@ -118,7 +100,8 @@ def render(trainer, vcfg: ValidationConfig, step: int) -> list[Path]:
                     original = video.numpy()
                     panel = np.concatenate([original, np.where(hole, 0, original), generated], axis=2)
                     path = folder / f"{store.clips[c]}_video_{i}_replace_gt_{'on' if replace_gt else 'off'}.mp4"
-                    atomic.write_bytes(path, _encode_mp4(panel.astype(np.uint8)))
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    datasets.write_video(path, panel.astype(np.uint8), FPS, lossless=False)  # renamed into place
                     written.append(path)
     finally:
         for m, t in zip(modules, was_training):

@@ -85,10 +85,11 @@ def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> list[str]:
     return textwrap.wrap(text, 10)
 
 
-def render(stem: str) -> Image.Image:
+def render(stem: str, frame: np.ndarray | None = None) -> Image.Image:
+    """The card of workflow ``stem`` over ``frame`` (default: ``preview_frame()``)."""
     title, description = card_text(stem)
     card = Image.new("RGB", (SIZE, SIZE), (24, 24, 27))
-    card.paste(Image.fromarray(preview_frame()), (0, 0))
+    card.paste(Image.fromarray(preview_frame() if frame is None else frame), (0, 0))
     draw = ImageDraw.Draw(card)
     big, small = ImageFont.load_default(size=26), ImageFont.load_default(size=21)
     if stem == START_HERE:
@@ -118,13 +119,15 @@ def make_thumbnails(workflows_dir: Path) -> list[Path]:
     missing = [s for s in stems if s not in CARDS]
     if missing:
         card_text(missing[0])  # raises with the remedy
+    frame = preview_frame()  # the same picture on every card: drawn once
+    cards = {stem: render(stem, frame) for stem in stems}  # a description that does not fit raises before any write
     written = []
-    for stem in stems:
+    for stem, card in cards.items():
         title, description = card_text(stem)
         target = workflows_dir / f"{stem}.jpg"
         with atomic.atomic_path(target) as tmp:
-            render(stem).save(tmp, format="JPEG", quality=JPEG_QUALITY, optimize=True,
-                              comment=f"{title}: {description}".encode())
+            card.save(tmp, format="JPEG", quality=JPEG_QUALITY, optimize=True,
+                      comment=f"{title}: {description}".encode())
         written.append(target)
     return written
 
